@@ -120,18 +120,14 @@ class TlsPeers(RelationBase):
         with no valid CSR, for PEM that is not certificates and for a
         certificate whose public key is not the CSR's.
         """
-        if not _is_leader():
-            raise ValueError('set_cert: only the leader answers CSRs, and {} is not the leader'
-                             .format(hookenv.local_unit()))
+        _require_leader('set_cert')
         state = self._state()
         csr = self._csrs(state).get(unit_name)
         if csr is None:
-            raise ValueError('set_cert: {!r} has no valid CSR on relation {}'
-                             .format(unit_name, self.relation_name))
+            raise ValueError(f'set_cert: {unit_name!r} has no valid CSR on relation {self.relation_name}')
         ders = _pem_ders(certificate, CERT_LABEL, many=True)
         if _public_key(ders[0], CERT_LABEL) != _public_key(_pem_ders(csr, CSR_LABEL)[0], CSR_LABEL):
-            raise ValueError("set_cert: the certificate's public key is not the one in {}'s CSR"
-                             .format(unit_name))
+            raise ValueError(f"set_cert: the certificate's public key is not the one in {unit_name}'s CSR")
         pem = _pem(CERT_LABEL, ders)
         state['issued'][unit_name] = {'cert': pem, 'csr': _digest(csr), 'ca': _ca_digest()}
         self._save(state)
@@ -150,9 +146,7 @@ class TlsPeers(RelationBase):
         so every CSR becomes pending again. Raises ValueError on a
         non-leader and for PEM that is not certificates.
         """
-        if not _is_leader():
-            raise ValueError('set_ca: only the leader publishes the CA, and {} is not the leader'
-                             .format(hookenv.local_unit()))
+        _require_leader('set_ca')
         pem = _normalize(ca, CERT_LABEL, many=True)
         if pem != unitdata.kv().get(KV_CA):
             unitdata.kv().set(KV_CA, pem)
@@ -250,11 +244,10 @@ class TlsPeers(RelationBase):
             return
         if digest != _digest(state['csr']):
             if digest == state['previous']:
-                hookenv.log('interface-tls: {} from {} answers the previous CSR; waiting for the'
-                            ' current one'.format(key, leader), hookenv.DEBUG)
+                hookenv.log(f'interface-tls: {key} from {leader} answers the previous CSR;'
+                            ' waiting for the current one', hookenv.DEBUG)
             else:
-                _warn(leader, key, 'its CSR digest {!r} is not the digest of this unit\'s CSR'
-                      .format(digest))
+                _warn(leader, key, f"its CSR digest {digest!r} is not the digest of this unit's CSR")
             return
         try:
             ders = _pem_ders(certificate, CERT_LABEL, many=True)
@@ -376,25 +369,29 @@ def _peer_csr(rid, unit):
         return None
 
 
+def _require_leader(method):
+    if not _is_leader():
+        raise ValueError(f'{method}: only the leader may call it; {hookenv.local_unit()} is not the leader')
+
+
 def _warn_forgeries(rid, remote, me, leader):
     """Log every certificate-carrying key a non-leader peer wrote for this
     unit; nothing in that bag is ever used."""
     bag = hookenv.relation_get(rid=rid, unit=remote) or {}
     for key in (CERT_KEY.format(me), CSR_DIGEST_KEY.format(me), CA_KEY):
         if bag.get(key):
-            _warn(remote, key, 'only the leader ({}) publishes certificates'.format(leader))
+            _warn(remote, key, f'only the leader ({leader}) publishes certificates')
 
 
 def _deliver(pem):
     me = hookenv.local_unit()
     unitdata.kv().set(KV_CERT.format(me), pem)
     unitdata.kv().set(KV_SERVER_CERT, pem)
-    hookenv.log('interface-tls: certificate for {} delivered'.format(me), hookenv.INFO)
+    hookenv.log(f'interface-tls: certificate for {me} delivered', hookenv.INFO)
 
 
 def _warn(unit, key, reason):
-    hookenv.log('interface-tls: ignored {!r} from {}: {}'.format(key, unit, reason),
-                hookenv.WARNING)
+    hookenv.log(f'interface-tls: ignored {key!r} from {unit}: {reason}', hookenv.WARNING)
 
 
 def _is_layer_key(key):
@@ -438,28 +435,28 @@ def _pem_ders(text, label, many=False):
     the right kind.
     """
     if not isinstance(text, str):
-        raise ValueError('expected PEM text, got {}'.format(type(text).__name__))
+        raise ValueError(f'expected PEM text, got {type(text).__name__}')
     if len(text) > MAX_PEM_CHARS:
-        raise ValueError('{} characters, more than the {} allowed'.format(len(text), MAX_PEM_CHARS))
+        raise ValueError(f'{len(text)} characters, more than the {MAX_PEM_CHARS} allowed')
     if 'PRIVATE KEY' in text:
         raise ValueError('it contains a private key, which must never leave its unit')
     if not text.isascii():
         raise ValueError('it contains non-ASCII characters')
     blocks = _PEM_BLOCK.findall(text)
     if not blocks:
-        raise ValueError('no PEM {} block'.format(label))
+        raise ValueError(f'no PEM {label} block')
     if _PEM_BLOCK.sub('', text).strip():
         raise ValueError('text outside the PEM blocks')
     if len(blocks) > 1 and not many:
-        raise ValueError('{} PEM blocks where exactly one {} is expected'.format(len(blocks), label))
+        raise ValueError(f'{len(blocks)} PEM blocks where exactly one {label} is expected')
     ders = []
     for begin, body, end in blocks:
         if begin != label or end != label:
-            raise ValueError('a PEM {} block where {} is expected'.format(begin, label))
+            raise ValueError(f'a PEM {begin} block where {label} is expected')
         try:
             der = base64.b64decode(''.join(body.split()), validate=True)
         except (binascii.Error, ValueError):
-            raise ValueError('the {} block is not valid base64'.format(label)) from None
+            raise ValueError(f'the {label} block is not valid base64') from None
         _public_key(der, label)
         ders.append(der)
     return ders
@@ -476,7 +473,7 @@ def _public_key(der, label):
     tag, start, end = _der_element(der, 0, len(der))
     outer = _der_children(der, start, end) if tag == _DER_SEQUENCE and end == len(der) else []
     if len(outer) != 3 or outer[0][0] != _DER_SEQUENCE:
-        raise ValueError('the DER is not a {}'.format(kind))
+        raise ValueError(f'the DER is not a {kind}')
     fields = _der_children(der, outer[0][2], outer[0][3])
     if label == CSR_LABEL:
         expected = [_DER_INTEGER, _DER_SEQUENCE, _DER_SEQUENCE]
@@ -486,7 +483,7 @@ def _public_key(der, label):
         # serial, signature algorithm, issuer, validity, subject, key
         expected = [_DER_INTEGER] + [_DER_SEQUENCE] * 5
     if [field[0] for field in fields[:len(expected)]] != expected:
-        raise ValueError('the DER is not a {}'.format(kind))
+        raise ValueError(f'the DER is not a {kind}')
     _, head, _, tail = fields[len(expected) - 1]
     return der[head:tail]
 

@@ -1,0 +1,18 @@
+"""Test set-up shared by every test module.
+
+charmhelpers 1.2.1 refuses to import on Debian (its platform check knows
+only lowercase 'debian'); our machines are Debian while charms run on
+Ubuntu. Patch the check before anything imports charms.reactive. The hook
+processes of the end-to-end tests get the same patch from
+tests/jujusim/site/sitecustomize.py.
+"""
+import os
+import sys
+
+import charmhelpers.osplatform
+
+charmhelpers.osplatform.get_platform = lambda: 'ubuntu'
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, TESTS)
+sys.path.insert(0, os.path.dirname(TESTS))
