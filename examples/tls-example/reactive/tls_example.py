@@ -1,0 +1,301 @@
+"""Example use of the tls interface layer: peers get certificates from their leader.
+
+The interface layer only carries certificate signing requests (CSRs) and
+certificates between the units. This charm layer does the cryptography:
+
+* every unit makes its own private key, which never leaves the unit, and
+  publishes a CSR for it;
+* the leader keeps a small certificate authority (CA) and answers each CSR
+  with a certificate;
+* every unit writes key.pem, cert.pem and ca.pem into its own directory,
+  ``<tls-dir>/<unit name with / replaced by ->/``.
+
+All state lives in files, unit data and leader settings, never in module
+globals: handlers run once per hook in a fresh process, and test harnesses may
+run the hooks of many units in one process.
+"""
+
+import datetime
+import ipaddress
+import os
+from pathlib import Path
+
+from charmhelpers.core import hookenv
+from charms.reactive import when
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CERT_LIFETIME = datetime.timedelta(days=90)
+# Backdate certificates a little so peers whose clocks lag still accept them.
+CLOCK_SKEW = datetime.timedelta(minutes=5)
+
+
+# --- handlers ---------------------------------------------------------------
+
+@when('create certificate signing request')
+def create_csr(tls):
+    """Publish a CSR for this unit's key (making the key on first use)."""
+    publish_csr(tls, rekey=False)
+    hookenv.status_set('waiting', 'waiting for a certificate from the leader')
+
+
+@when('sign certificate signing request')
+def sign_csrs(tls):
+    """Leader: answer every waiting CSR, its own included, from the shared CA."""
+    if not hookenv.is_leader():  # the layer raises this on the leader only
+        return
+    ca_key, ca_cert = ensure_ca()
+    # Publishing an unchanged CA is a no-op; after a leader change this is
+    # the same CA as before, because it lives in leader settings.
+    tls.set_ca(pem(ca_cert))
+    for unit, csr_pem in tls.get_csr_map().items():
+        try:
+            cert = issue_certificate(ca_key, ca_cert, csr_pem)
+        except ValueError as err:
+            # A broken CSR must not fail every hook; it stays pending.
+            hookenv.log('not signing the CSR of {}: {}'.format(unit, err),
+                        level=hookenv.WARNING)
+            continue
+        tls.set_cert(unit, pem(cert))
+
+
+@when('signed certificate available')
+def install_certificate(tls):
+    """Write cert.pem/ca.pem for the key they belong to, or re-key first.
+
+    This state stays raised, so the handler runs in every hook, including
+    config-changed: that is where a new key-generation is noticed.
+    """
+    cert_pem = tls.get_signed_cert()
+    if not cert_pem:
+        return
+    udir = unit_dir()
+    cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    key_file = key_file_for(udir, cert)
+    if read_generation(udir) != hookenv.config('key-generation') or key_file is None:
+        # A new CSR makes the layer clear this state until its certificate
+        # arrives; meanwhile key.pem and cert.pem stay a working pair.
+        publish_csr(tls, rekey=True)
+        return
+    if key_file.name == 'key.pem.next':
+        # The certificate for a re-key arrived: the new key goes live with it.
+        os.replace(str(key_file), str(udir / 'key.pem'))
+    write_if_changed(udir / 'cert.pem', pem(cert))
+    ca_pem = tls.get_ca()
+    if ca_pem:
+        write_if_changed(udir / 'ca.pem', ca_pem)
+    hookenv.status_set('active', 'certificate valid until {:%Y-%m-%d}'.format(
+        not_after(cert)))
+
+
+# --- unit side: key and CSR -------------------------------------------------
+
+def unit_dir():
+    """This unit's directory; unit names contain '/', so it becomes '-'."""
+    udir = Path(hookenv.config('tls-dir')) / hookenv.local_unit().replace('/', '-')
+    udir.mkdir(parents=True, exist_ok=True)
+    return udir
+
+
+def publish_csr(tls, rekey):
+    """Send a CSR for the unit's newest key, reusing the stored CSR if still right.
+
+    Reusing matters: ECDSA signatures are randomised, so a freshly made CSR
+    always differs, and the layer treats a different CSR as a request for a
+    new certificate.
+    """
+    udir = unit_dir()
+    generation = hookenv.config('key-generation')
+    key = read_key(udir / 'key.pem.next') or read_key(udir / 'key.pem')
+    if key is None or rekey or read_generation(udir) != generation:
+        key = ec.generate_private_key(ec.SECP256R1())
+        # The first key goes live at once; a re-key waits in key.pem.next so
+        # that key.pem keeps matching cert.pem until the new certificate comes.
+        key_path = udir / ('key.pem.next' if (udir / 'key.pem').exists() else 'key.pem')
+        write_private(key_path, key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()).decode())
+        write_if_changed(udir / 'key-generation', str(generation))
+    names = wanted_names()
+    csr_path = udir / 'csr.pem'
+    csr = None
+    if csr_path.exists():
+        csr = x509.load_pem_x509_csr(csr_path.read_bytes())
+        if not (same_key(csr.public_key(), key.public_key())
+                and set(san_list(csr)) == set(names)):
+            csr = None
+    if csr is None:
+        unit = hookenv.local_unit()
+        csr = (x509.CertificateSigningRequestBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, unit)]))
+               .add_extension(x509.SubjectAlternativeName(names), critical=False)
+               .sign(key, hashes.SHA256()))
+        write_if_changed(csr_path, pem(csr))
+    tls.set_csr(pem(csr))
+
+
+def wanted_names():
+    """SANs naming this unit: <app>-<n>, localhost, loopback, private address."""
+    names = [x509.DNSName(hookenv.local_unit().replace('/', '-')),
+             x509.DNSName('localhost'),
+             x509.IPAddress(ipaddress.ip_address('127.0.0.1'))]
+    address = hookenv.unit_private_ip()
+    if address:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(address)))
+        except ValueError:  # some providers give a host name
+            names.append(x509.DNSName(address))
+    # Deduplicate but keep the order, so a rebuilt CSR does not churn.
+    return list(dict.fromkeys(names))
+
+
+def key_file_for(udir, cert):
+    """Which of this unit's key files the certificate belongs to (or None)."""
+    for name in ('key.pem', 'key.pem.next'):
+        key = read_key(udir / name)
+        if key is not None and same_key(key.public_key(), cert.public_key()):
+            return udir / name
+    return None
+
+
+# --- leader side: the CA ----------------------------------------------------
+
+def ensure_ca():
+    """Load the CA from leader settings, making it on first use.
+
+    Leader settings survive a change of leader, so a new leader signs with the
+    same CA and existing certificates stay valid. Beware: leader settings are
+    readable by every unit of the application, so every unit could read this
+    CA key. A real charm might keep it in a secrets store (Juju secrets, Vault).
+    """
+    key_pem, cert_pem = hookenv.leader_get('ca-key'), hookenv.leader_get('ca-cert')
+    if key_pem and cert_pem:
+        return (serialization.load_pem_private_key(key_pem.encode(), password=None),
+                x509.load_pem_x509_certificate(cert_pem.encode()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(
+        NameOID.COMMON_NAME, '{} CA'.format(hookenv.local_unit().split('/')[0]))])
+    now = utcnow()
+    cert = (x509.CertificateBuilder()
+            .subject_name(name).issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - CLOCK_SKEW)
+            .not_valid_after(now + datetime.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(
+                digital_signature=False, content_commitment=False,
+                key_encipherment=False, data_encipherment=False,
+                key_agreement=False, key_cert_sign=True, crl_sign=True,
+                encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    hookenv.leader_set({
+        'ca-key': key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()).decode(),
+        'ca-cert': pem(cert),
+    })
+    return key, cert
+
+
+def issue_certificate(ca_key, ca_cert, csr_pem):
+    """A 90-day server+client certificate with the CSR's subject and SANs."""
+    csr = x509.load_pem_x509_csr(csr_pem.encode())
+    if not csr.is_signature_valid:
+        raise ValueError('CSR signature does not verify')
+    now = utcnow()
+    builder = (x509.CertificateBuilder()
+               .subject_name(csr.subject).issuer_name(ca_cert.subject)
+               .public_key(csr.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - CLOCK_SKEW)
+               .not_valid_after(now + CERT_LIFETIME)
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None),
+                              critical=True)
+               .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                                     ExtendedKeyUsageOID.CLIENT_AUTH]),
+                              critical=False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                   ca_key.public_key()), critical=False))
+    names = san_list(csr)
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return builder.sign(ca_key, hashes.SHA256())
+
+
+# --- small helpers ----------------------------------------------------------
+
+def utcnow():
+    """Timezone-aware now; certificate validity is in UTC."""
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def not_after(cert):
+    """Expiry date, on cryptography versions before and after the _utc API."""
+    return getattr(cert, 'not_valid_after_utc', None) or cert.not_valid_after
+
+
+def pem(obj):
+    """PEM text of a certificate or CSR."""
+    return obj.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def san_list(csr_or_cert):
+    """The subjectAltName entries, or [] when there are none."""
+    try:
+        ext = csr_or_cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return []
+    return list(ext.value)
+
+
+def same_key(a, b):
+    """Whether two public keys are the same key."""
+    fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return a.public_bytes(*fmt) == b.public_bytes(*fmt)
+
+
+def read_key(path):
+    """The private key in path, or None if there is no such file."""
+    try:
+        return serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except FileNotFoundError:
+        return None
+
+
+def read_generation(udir):
+    """The key-generation the unit's newest key was made for (None if unknown)."""
+    try:
+        return int((udir / 'key-generation').read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def write_private(path, text):
+    """Write a secret atomically, readable by its owner only from the start."""
+    tmp = path.with_name(path.name + '.tmp')
+    if tmp.exists():
+        tmp.unlink()
+    fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, 'w') as f:
+        f.write(text)
+    os.replace(str(tmp), str(path))
+
+
+def write_if_changed(path, text):
+    """Atomically write text unless the file already holds it.
+
+    A trailing newline is normalised first, so PEM that differs only there
+    does not count as a change (and does not restart services watching it).
+    """
+    text = text.rstrip('\n') + '\n'
+    if path.exists() and path.read_text() == text:
+        return False
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(text)
+    os.replace(str(tmp), str(path))
+    return True
