@@ -125,10 +125,10 @@ class TlsPeers(RelationBase):
         csr = self._csrs(state).get(unit_name)
         if csr is None:
             raise ValueError(f'set_cert: {unit_name!r} has no valid CSR on relation {self.relation_name}')
-        ders = _pem_ders(certificate, CERT_LABEL, many=True)
-        if _public_key(ders[0], CERT_LABEL) != _public_key(_pem_ders(csr, CSR_LABEL)[0], CSR_LABEL):
-            raise ValueError(f"set_cert: the certificate's public key is not the one in {unit_name}'s CSR")
-        pem = _pem(CERT_LABEL, ders)
+        try:
+            pem = _checked_cert(certificate, csr)
+        except ValueError as error:
+            raise ValueError(f'set_cert: certificate for {unit_name}: {error}') from None
         state['issued'][unit_name] = {'cert': pem, 'csr': _digest(csr), 'ca': _ca_digest()}
         self._save(state)
         if unit_name == hookenv.local_unit():
@@ -169,17 +169,19 @@ class TlsPeers(RelationBase):
         me = hookenv.local_unit()
         if not state['csr']:
             self._adopt_published_csr(state)
-        trusted = me if _is_leader() else _leader_get(LEADER_KEY)
+        named_leader = _leader_get(LEADER_KEY)
+        trusted = me if _is_leader() else named_leader
         remote = hookenv.remote_unit()
         if remote and remote != trusted and hookenv.relation_id() == rid:
             _warn_forgeries(rid, remote, me, trusted)
         if _is_leader():
-            if _leader_get(LEADER_KEY) != me:
-                hookenv.leader_set({LEADER_KEY: me})
             if not state['leader']:
-                # New leadership: nothing is known to be answered, so CSRs
-                # the old leader left pending are asked for again.
-                state.update(leader=True, issued={})
+                # New leadership: what the previous leader answered is
+                # carried over while its bag can still be read; every other
+                # CSR, including any it left pending, is asked for again.
+                state.update(leader=True, issued=self._inherit(state, named_leader))
+            if named_leader != me:
+                hookenv.leader_set({LEADER_KEY: me})
             live = set(self._peers()) | {me}
             state['issued'] = {u: r for u, r in state['issued'].items() if u in live}
         else:
@@ -220,6 +222,31 @@ class TlsPeers(RelationBase):
         except ValueError:
             pass
 
+    def _inherit(self, state, previous):
+        """The answers a previous leader published that still hold: for
+        each unit's current CSR, under the CA this unit knows. Re-using them
+        spares every unit a new certificate (and a service restart) when
+        leadership moves between live units."""
+        if not previous or previous == hookenv.local_unit() or previous not in self._peers():
+            return {}
+        bag = hookenv.relation_get(rid=self._relation_id(), unit=previous) or {}
+        try:
+            their_ca = _normalize(bag[CA_KEY], CERT_LABEL, many=True) if bag.get(CA_KEY) else None
+        except ValueError:
+            return {}
+        if their_ca != unitdata.kv().get(KV_CA):
+            return {}
+        inherited = {}
+        for unit, csr in self._csrs(state).items():
+            digest = _digest(csr)
+            try:
+                if bag.get(CSR_DIGEST_KEY.format(unit)) == digest:
+                    cert = _checked_cert(bag.get(CERT_KEY.format(unit)), csr)
+                    inherited[unit] = {'cert': cert, 'csr': digest, 'ca': _ca_digest()}
+            except ValueError:
+                continue
+        return inherited
+
     def _receive(self, state, leader):
         """On a follower, take the CA and this unit's certificate from the
         leader's bag."""
@@ -250,14 +277,10 @@ class TlsPeers(RelationBase):
                 _warn(leader, key, f"its CSR digest {digest!r} is not the digest of this unit's CSR")
             return
         try:
-            ders = _pem_ders(certificate, CERT_LABEL, many=True)
-            if _public_key(ders[0], CERT_LABEL) != _public_key(
-                    _pem_ders(state['csr'], CSR_LABEL)[0], CSR_LABEL):
-                raise ValueError("its public key is not the one in this unit's CSR")
+            pem = _checked_cert(certificate, state['csr'])
         except ValueError as error:
             _warn(leader, key, error)
             return
-        pem = _pem(CERT_LABEL, ders)
         if pem != self.get_signed_cert():
             _deliver(pem)
 
@@ -397,6 +420,15 @@ def _warn(unit, key, reason):
 def _is_layer_key(key):
     return key in (CSR_KEY, CA_KEY) or key.endswith(
         (CERT_KEY.format(''), CSR_DIGEST_KEY.format('')))
+
+
+def _checked_cert(certificate, csr):
+    """``certificate`` (leaf first, then any chain) in normal form, if its
+    leaf carries the public key of ``csr``; ValueError otherwise."""
+    ders = _pem_ders(certificate, CERT_LABEL, many=True)
+    if _public_key(ders[0], CERT_LABEL) != _public_key(_pem_ders(csr, CSR_LABEL)[0], CSR_LABEL):
+        raise ValueError("its public key is not the one in the CSR it answers")
+    return _pem(CERT_LABEL, ders)
 
 
 def _ca_digest():
