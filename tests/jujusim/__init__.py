@@ -1,0 +1,79 @@
+"""jujusim: a test double of Juju for one application with one peer relation.
+
+It runs the real hooks of a reactive charm against a simulated model: the
+hook file, ``charms.reactive.main()``, charmhelpers, unitdata and the
+interface layer all run for real; only the hook tools (``relation-get``,
+``leader-set``, ``juju-log`` ...) are answered by the simulator.
+
+Usage::
+
+    from jujusim import Model
+
+    m = Model(charm_dir, relation='tls', executor='inprocess', workdir=tmp_path)
+    u0 = m.add_unit(); m.add_unit(); m.settle()
+    m.remove_unit('tls-example/1'); m.move_leader('tls-example/2')
+    m.set_config(foo='x'); m.fail_next(u0); m.settle(seed=7)
+
+API (``jujusim.model.Model``):
+
+``Model(charm_dir, relation, executor='inprocess', workdir=None, seed=None,
+app=None, max_retries=5)``
+    ``charm_dir`` is a built charm (``hooks/<name>`` files); ``relation``
+    must be a peer relation in its metadata.yaml. ``executor`` is
+    ``'inprocess'`` (hooks run in this process, ~1 ms each) or
+    ``'subprocess'`` (each hook and each hook tool call is a process). The
+    model gets its own directory under ``workdir`` (default: a temporary
+    directory) with a copy of the charm per unit, as Juju deploys it. With
+    ``seed``, ``settle`` picks units at random and a new leader is chosen at
+    random. ``app`` defaults to the charm name. A hook failing more than
+    ``max_retries`` times raises :class:`HookRetriesExhausted`. Use as a
+    context manager, or call ``close()``.
+
+Changing the model (hooks are only queued; nothing runs until ``settle`` or
+``run``):
+
+- ``add_unit() -> str``: install, relation-created, leader-elected or
+  leader-settings-changed, config-changed, start, then -joined/-changed both
+  ways with every live unit.
+- ``remove_unit(unit)``: -departed on both sides, then stop and remove; the
+  unit is gone (its relation data unreadable) once its queue is empty.
+  A leader that leaves hands leadership to another unit.
+- ``move_leader(unit)``, ``set_config(**values)`` (None resets),
+  ``queue(unit, hook, remote=None)`` (e.g. ``'update-status'``),
+  ``fail_next(unit, hook_name=None)``, ``duplicate(unit, index)``.
+- ``poke(unit, settings)``, ``poke_leader_settings(settings)``: what an
+  operator writes with ``juju exec ... relation-set`` / ``leader-set``,
+  committed at once and fanned out like a hook's writes.
+
+Running hooks:
+
+- ``settle(max_hooks=10000, seed=None) -> [HookRecord]``: until no hook is
+  queued; :class:`NotSettled` if that takes more than ``max_hooks``.
+- ``pending() -> [(unit, index, Hook)]`` and ``run(unit, index=0) ->
+  HookRecord or None`` for model checkers: deliver any queued hook early,
+  within the orders Juju guarantees.
+
+Reading the model: ``units`` (live, not being removed), ``leader``,
+``leader_settings``, ``config``, ``app_status``, ``bag(unit)`` (committed
+relation data), ``kv(unit)`` (unit data), ``flags(unit)``, ``status(unit)``,
+``history`` (a :class:`HookRecord` per hook run) and ``skipped`` (hooks Juju
+would not run: no hook file, or leadership moved on).
+
+Semantics are documented where they are implemented: hook queues, relation
+membership and leadership in ``model.py``; hook tools in ``tools.py``; the
+executors in ``inprocess.py`` and ``subproc.py``.
+
+This module imports nothing eagerly, because every hook tool process imports
+``jujusim.tools`` and must start fast.
+"""
+
+__all__ = ['Model', 'Hook', 'HookRecord', 'JujuSimError', 'HookRetriesExhausted',
+           'NotSettled', 'UnsupportedToolCall']
+
+
+def __getattr__(name):
+    """Import the model on first use (PEP 562), not when a hook tool starts."""
+    if name in __all__:
+        from . import model
+        return getattr(model, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

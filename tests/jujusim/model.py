@@ -1,0 +1,715 @@
+"""The simulated Juju model: one application, its units and one peer relation.
+
+The model is the single source of truth for what Juju knows: units and their
+hook queues, who is leader, leader settings, the committed relation settings
+of every unit, which units each unit has seen join, and the application
+config. Executors (see ``inprocess.py`` and ``subproc.py``) only run one hook
+and report what its hook tools did; the model decides what that means.
+
+Juju semantics modelled (Juju 2.9, peer relation ``<rel>:0``):
+
+* Relation settings written by a hook are committed only if it succeeds. A
+  commit that changes a unit's settings queues ``<rel>-relation-changed`` on
+  every unit that has run ``-joined`` for it, unless one is still queued
+  there (Juju compares versions, so changes coalesce).
+* ``leader-set`` takes effect at once, even if the hook then fails, and is
+  refused to non-leaders; a change queues ``leader-settings-changed`` on the
+  other units (coalesced). Leadership hooks are state driven as in Juju:
+  ``leader-elected`` runs only if the unit still leads when its turn comes,
+  ``leader-settings-changed`` only if it does not.
+* A unit sees (``relation-list``) the units whose ``-joined`` it has run, and
+  can read (``relation-get``) those, itself, and the remote unit of the
+  running relation hook, such as the departing unit in ``-departed``, until
+  that unit is gone. ``relation-ids`` is empty until ``-relation-created``.
+* A failed hook stays at the head of its unit's queue and is retried.
+* A hook the charm has no file for is skipped (recorded in ``skipped``), as
+  Juju does; relation membership still moves on.
+"""
+import collections
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import yaml
+
+from . import tools
+
+#: A queued hook: its name, the remote unit (relation hooks) and the departing
+#: unit (``-relation-departed``).
+Hook = collections.namedtuple('Hook', 'name remote departing')
+Hook.__new__.__defaults__ = (None, None)
+
+JUJU_VERSION = '2.9.44'
+MODEL_NAME = 'jujusim'
+MODEL_UUID = 'a5a1e1e0-1e55-4c0d-8e11-1e55c0de0000'
+GOAL_STATE_SINCE = '2024-01-01 00:00:00Z'
+SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+_ANY_HOOK = '*'
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_YAML_PATH = os.path.dirname(os.path.dirname(os.path.abspath(yaml.__file__)))
+# Files that belong to a deployed unit, never to the charm being copied.
+_UNIT_STATE_FILES = ('.unit-state.db', '.juju-persistent-config', '.git')
+
+
+class JujuSimError(Exception):
+    """Base class of the errors the simulator raises."""
+
+
+class HookRetriesExhausted(JujuSimError):
+    """A hook kept failing; ``record`` is its last run."""
+
+    def __init__(self, message, record):
+        super().__init__(message)
+        self.record = record
+
+
+class UnsupportedToolCall(JujuSimError):
+    """A hook called a hook tool in a way jujusim does not model."""
+
+    def __init__(self, message, record):
+        super().__init__(message)
+        self.record = record
+
+
+class NotSettled(JujuSimError):
+    """``settle`` ran ``max_hooks`` hooks and hooks are still queued."""
+
+
+@dataclass
+class HookRecord:
+    """What one hook run did, as Juju (and the test) saw it."""
+
+    seq: int  #: position in the model's history, from 1
+    unit: str
+    hook: str
+    remote: Optional[str]  #: $JUJU_REMOTE_UNIT
+    departing: Optional[str]  #: $JUJU_DEPARTING_UNIT
+    attempt: int  #: 1 for the first run of this queued hook, 2 for its first retry ...
+    ok: bool
+    error: str  #: traceback or exit status when not ok
+    output: str  #: the hook's stdout and stderr
+    calls: collections.Counter  #: hook tool calls by tool name
+    argv: list  #: every hook tool call, in order, as an argv list
+    relation_written: dict  #: relation-set writes committed (None = deleted); {} if not ok
+    leader_written: dict  #: leader-set writes (they take effect even if not ok)
+    flags: frozenset  #: reactive flags set on the unit after the hook
+    logs: list  #: juju-log lines as (level, message)
+    unsupported: list  #: argv of tool calls jujusim does not model
+    seconds: float  #: wall time of the hook run
+
+
+class _Entry:
+    """A queued hook and how often it has failed so far."""
+
+    __slots__ = ('hook', 'failures')
+
+    def __init__(self, hook):
+        self.hook = hook
+        self.failures = 0
+
+
+class _Unit:
+    """What Juju knows about one unit."""
+
+    def __init__(self, name, number, charm_dir):
+        self.name = name
+        self.number = number
+        # Loopback addresses: distinct per unit, and usable on this machine.
+        self.address = f'127.0.{number // 254}.{number % 254 + 1}'
+        self.charm_dir = charm_dir
+        self.state_db = os.path.join(charm_dir, '.unit-state.db')
+        self.queue = []
+        self.joined = set()  # remote units whose -relation-joined ran here
+        self.created = False  # -relation-created ran here
+        self.bag = {'private-address': self.address,
+                    'ingress-address': self.address,
+                    'egress-subnets': self.address + '/32'}
+        self.dying = False
+        self.gone = False
+        self.fail = None  # fail_next: a hook name, _ANY_HOOK or None
+        self.status = ('maintenance', '')
+        self.ports = set()  # committed open-port/close-port
+
+
+class Model:
+    """One Juju application with a peer relation; see the package docstring."""
+
+    def __init__(self, charm_dir, relation, executor='inprocess', workdir=None, seed=None,
+                 app=None, max_retries=5):
+        if executor not in ('inprocess', 'subprocess'):
+            raise ValueError(f'executor must be inprocess or subprocess, not {executor!r}')
+        self.executor = executor
+        self.charm_dir = os.path.abspath(charm_dir)
+        metadata = _read_yaml(os.path.join(self.charm_dir, 'metadata.yaml'))
+        if relation not in (metadata.get('peers') or {}):
+            raise ValueError(f'{relation} is not a peer relation in {self.charm_dir}/metadata.yaml')
+        self.relation = relation
+        self.relation_id = relation + ':0'
+        self.app = app or metadata['name']
+        self.max_retries = max_retries
+        bindings = set(metadata.get('extra-bindings') or ())
+        for role in ('provides', 'requires', 'peers'):
+            bindings.update(metadata.get(role) or ())
+        self._bindings = sorted(bindings)
+        config_path = os.path.join(self.charm_dir, 'config.yaml')
+        self._options = {}
+        if os.path.exists(config_path):
+            self._options = _read_yaml(config_path).get('options') or {}
+        self._config = {}
+        # A directory of its own, so that several models can share ``workdir``;
+        # removed by close() unless it is under a workdir the caller gave.
+        self.workdir = os.path.abspath(tempfile.mkdtemp(prefix='jujusim-', dir=workdir))
+        self._remove_workdir = workdir is None
+        self.tools_dir = _install_tools(os.path.join(self.workdir, 'hook-tools'))
+        self._rng = random.Random(seed) if seed is not None else None
+        self._units = {}  # name -> _Unit, in order of unit number
+        self._next_number = 0
+        self._leader = None
+        self._leader_settings = {}
+        self._app_status = ('unknown', '')
+        self._round_robin = -1
+        self.history = []
+        #: hooks Juju would not run: (unit, Hook, reason)
+        self.skipped = []
+        if executor == 'inprocess':
+            from .inprocess import InProcessExecutor
+            self._executor = InProcessExecutor()
+        else:
+            from .subproc import SubprocessExecutor
+            self._executor = SubprocessExecutor()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def close(self):
+        """Close the units' databases; remove the model's directory if it is temporary."""
+        self._executor.close()
+        if self._remove_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- state --------------------------------------------------------------
+
+    @property
+    def units(self):
+        """Names of the live units (not being removed), in order of number."""
+        return [u.name for u in self._units.values() if not u.dying]
+
+    @property
+    def leader(self):
+        return self._leader
+
+    @property
+    def leader_settings(self):
+        return dict(self._leader_settings)
+
+    @property
+    def config(self):
+        """The application config as ``config-get --all`` shows it."""
+        values = {name: option.get('default') for name, option in self._options.items()}
+        values.update(self._config)
+        return values
+
+    @property
+    def app_status(self):
+        """(state, message) last set with ``status-set --application``."""
+        return self._app_status
+
+    def bag(self, unit):
+        """Committed relation settings of ``unit``; KeyError once it is gone."""
+        target = self._unit(unit)
+        if target.gone:
+            raise KeyError(f'{unit} is gone, and its relation settings with it')
+        return dict(target.bag)
+
+    def status(self, unit):
+        """(state, message) last set by ``unit`` with ``status-set``."""
+        return self._unit(unit).status
+
+    def kv(self, unit):
+        """The committed unit data (charmhelpers unitdata) of ``unit``."""
+        return self._executor.read_kv(self._unit(unit), '')
+
+    def flags(self, unit):
+        """The reactive flags set on ``unit``."""
+        return set(self._executor.read_kv(self._unit(unit), 'reactive.states.'))
+
+    def pending(self):
+        """Every queued hook as ``(unit, index, Hook)``, units in order of number."""
+        return [(u.name, i, entry.hook) for u in self._units.values()
+                for i, entry in enumerate(u.queue)]
+
+    # -- what an operator (or Juju) does ------------------------------------
+
+    def add_unit(self):
+        """Add a unit and queue its setup and join hooks; return its name.
+
+        The order is Juju's for a scaled-up peer application: install,
+        relation-created, leader-elected (the first unit) or
+        leader-settings-changed, config-changed, start; then for every live
+        unit E, -joined and -changed for E here, and for the new unit on E.
+        """
+        number = self._next_number
+        self._next_number += 1
+        name = f'{self.app}/{number}'
+        unit_dir = os.path.join(self.workdir, f'unit-{self.app}-{number}')
+        charm_dir = os.path.join(unit_dir, 'charm')
+        shutil.copytree(self.charm_dir, charm_dir, symlinks=True,
+                        ignore=shutil.ignore_patterns(*_UNIT_STATE_FILES))
+        unit = _Unit(name, number, charm_dir)
+        self._executor.add_unit(unit)
+        others = [u for u in self._units.values() if not u.dying]
+        self._units[name] = unit
+        unit.queue = [_Entry(Hook('install')), _Entry(Hook(self._hook_name('created')))]
+        if self._leader is None:
+            self._leader = name
+            unit.queue.append(_Entry(Hook('leader-elected')))
+        else:
+            unit.queue.append(_Entry(Hook('leader-settings-changed')))
+        unit.queue += [_Entry(Hook('config-changed')), _Entry(Hook('start'))]
+        for other in others:
+            for hook in ('joined', 'changed'):
+                unit.queue.append(_Entry(Hook(self._hook_name(hook), other.name)))
+            for hook in ('joined', 'changed'):
+                other.queue.append(_Entry(Hook(self._hook_name(hook), name)))
+        return name
+
+    def remove_unit(self, unit):
+        """Start removing ``unit``: -departed on both sides, then stop and remove.
+
+        Hooks for it that other units have not run yet are dropped (Juju
+        compares states; a unit that left is never reported as joining). If
+        it was the leader, another live unit is elected.
+        """
+        leaving = self._live_unit(unit)
+        leaving.dying = True
+        joined, changed, departed = (self._hook_name(h) for h in ('joined', 'changed', 'departed'))
+        for other in self._units.values():
+            if other is leaving or other.gone:
+                continue
+            # A failed hook is retried as it is, so it stays; if it is a
+            # -joined, the unit joins after all and must see -departed too.
+            other.queue = [e for e in other.queue if e.failures or not (
+                e.hook.remote == leaving.name and e.hook.name in (joined, changed))]
+            if leaving.name in other.joined or any(
+                    e.hook.remote == leaving.name for e in other.queue):
+                other.queue.append(_Entry(Hook(departed, leaving.name, leaving.name)))
+        leaving.queue = [e for e in leaving.queue
+                         if e.failures or e.hook.name not in (joined, changed)]
+        if self._leader == leaving.name:
+            leaving.queue.append(_Entry(Hook('leader-deposed')))
+            self._elect()
+        remotes = leaving.joined.union(e.hook.remote for e in leaving.queue if e.hook.remote)
+        for remote in sorted(remotes, key=self._number):
+            leaving.queue.append(_Entry(Hook(departed, remote, leaving.name)))
+        leaving.queue += [_Entry(Hook('stop')), _Entry(Hook('remove'))]
+
+    def move_leader(self, unit):
+        """Make ``unit`` the leader now; queue leader-elected (and leader-deposed)."""
+        new = self._live_unit(unit)
+        if self._leader == new.name:
+            return
+        if self._leader is not None:
+            self._queue_once(self._units[self._leader], Hook('leader-deposed'))
+        self._leader = new.name
+        self._queue_once(new, Hook('leader-elected'))
+
+    def set_config(self, **values):
+        """Set (or, with None, reset) config options; queue config-changed if it changed."""
+        types = {'string': (str,), 'int': (int,), 'float': (int, float), 'boolean': (bool,)}
+        for key, value in values.items():
+            if key not in self._options:
+                raise ValueError(f'unknown config option {key!r}')
+            expected = types.get(self._options[key].get('type', 'string'), (object,))
+            wrong_bool = isinstance(value, bool) and bool not in expected
+            if value is not None and (wrong_bool or not isinstance(value, expected)):
+                raise TypeError('config option {!r} is {}, not {!r}'.format(
+                    key, self._options[key].get('type'), value))
+        before = self.config
+        for key, value in values.items():
+            if value is None:
+                self._config.pop(key, None)
+            else:
+                self._config[key] = value
+        if self.config != before:
+            for unit in self._units.values():
+                if not unit.dying:
+                    self._queue_once(unit, Hook('config-changed'))
+
+    def queue(self, unit, hook, remote=None):
+        """Queue ``hook`` (e.g. update-status) on ``unit``.
+
+        Of this relation's hooks only ``-relation-changed`` for a unit that
+        ``unit`` has joined can be queued: the others would break Juju's
+        guarantees about membership.
+        """
+        target = self._unit(unit)
+        if target.gone:
+            raise ValueError(f'{unit} is gone')
+        if hook.startswith(self.relation + '-relation-'):
+            if hook != self._hook_name('changed') or remote not in target.joined:
+                raise ValueError('only {} for a unit {} has joined can be queued'
+                                 .format(self._hook_name('changed'), unit))
+        elif remote is not None:
+            raise ValueError(f'{hook} is not a hook of relation {self.relation}')
+        target.queue.append(_Entry(Hook(hook, remote)))
+
+    def poke(self, unit, settings):
+        """Write ``settings`` into ``unit``'s bag from outside its hooks, as
+        an operator's ``juju exec --unit <unit> -- relation-set`` does:
+        committed at once (a None value deletes the key) and fanned out as
+        relation-changed to the units that joined it."""
+        self._commit_bag(self._live_unit(unit), settings)
+
+    def poke_leader_settings(self, settings):
+        """Write leader settings from outside any hook, as an operator's
+        ``juju exec --unit <leader> -- leader-set`` does."""
+        self._write_leader_settings(settings)
+
+    def fail_next(self, unit, hook_name=None):
+        """Make the next hook run on ``unit`` (named ``hook_name``, if given) fail.
+
+        It fails at its very end, after all its handlers ran, when it commits
+        its unit data; its relation settings are discarded and it is retried.
+        """
+        self._unit(unit).fail = hook_name or _ANY_HOOK
+
+    def duplicate(self, unit, index):
+        """Queue a second copy of the hook at ``index`` right after it."""
+        queue = self._unit(unit).queue
+        queue.insert(index + 1, _Entry(queue[index].hook))
+
+    # -- running hooks ------------------------------------------------------
+
+    def settle(self, max_hooks=10000, seed=None):
+        """Run queued hooks until no unit has any; return their records.
+
+        Each unit runs its hooks in queue order. Units take turns in order of
+        number (round robin), or, with a seed (here or the model's), a random
+        unit with queued hooks goes next. Raises :class:`NotSettled` after
+        ``max_hooks`` hooks.
+        """
+        rng = random.Random(seed) if seed is not None else self._rng
+        records = []
+        for _ in range(max_hooks):
+            ready = [u for u in self._units.values() if u.queue]
+            if not ready:
+                return records
+            if rng is not None:
+                unit = rng.choice(ready)
+            else:
+                unit = next((u for u in ready if u.number > self._round_robin), ready[0])
+                self._round_robin = unit.number
+            record = self._run(unit, 0)
+            if record is not None:
+                records.append(record)
+        if any(u.queue for u in self._units.values()):
+            raise NotSettled(f'{max_hooks} hooks ran and these are still queued: {self.pending()}')
+        return records
+
+    def run(self, unit, index=0):
+        """Run the hook at ``index`` of ``unit``'s queue; return its record.
+
+        Running a hook other than the first models Juju delivering, say, a
+        relation-changed before a leader-settings-changed queued earlier.
+        Orders Juju guarantees cannot be broken: hooks of one remote unit stay
+        in order, and nothing passes install, relation-created, start, stop or
+        remove. Returns None if Juju would not run the hook (no hook file, or
+        leadership moved on since it was queued).
+        """
+        target = self._unit(unit)
+        entry = target.queue[index]
+        barriers = ('install', 'start', 'stop', 'remove', self._hook_name('created'))
+        for earlier in target.queue[:index]:
+            if (earlier.hook.name in barriers or entry.hook.name in barriers
+                    or (entry.hook.remote and earlier.hook.remote == entry.hook.remote)):
+                raise ValueError(f'Juju never runs {entry.hook} before {earlier.hook} on {unit}')
+        return self._run(target, index)
+
+    def _run(self, unit, index):
+        entry = unit.queue.pop(index)
+        hook = entry.hook
+        hook_path = os.path.join(unit.charm_dir, 'hooks', hook.name)
+        reason = None
+        if hook.name == 'leader-elected' and self._leader != unit.name:
+            reason = 'no longer the leader'
+        elif hook.name == 'leader-settings-changed' and self._leader == unit.name:
+            reason = 'the leader is not told about leader settings'
+        elif not (os.path.isfile(hook_path) and os.access(hook_path, os.X_OK)):
+            reason = 'the charm has no such hook'
+            self._transition(unit, hook)
+        if reason is not None:
+            self.skipped.append((unit.name, hook, reason))
+            unit.gone = unit.dying and not unit.queue
+            return None
+
+        fail = unit.fail in (_ANY_HOOK, hook.name)
+        if fail:
+            unit.fail = None
+        seq = len(self.history) + 1
+        spec = HookSpec(unit, hook, hook_path, self._environment(unit, hook, seq),
+                        self._context(unit, hook), fail)
+        started = time.perf_counter()
+        result = self._executor.run(spec)
+        seconds = time.perf_counter() - started
+        record = self._apply(unit, entry, result, seq, seconds)
+        unit.gone = unit.dying and not unit.queue
+        if record.unsupported:
+            raise UnsupportedToolCall(f'{unit.name} {hook.name} made hook tool calls jujusim does '
+                                      f'not model: {record.unsupported}', record)
+        if not record.ok and entry.failures > self.max_retries:
+            raise HookRetriesExhausted(f'{unit.name} {hook.name} failed {entry.failures} times; '
+                                       f'last error:\n{record.error}', record)
+        return record
+
+    def _apply(self, unit, entry, result, seq, seconds):
+        """Make the effects of a finished hook real and record it."""
+        staged, leader_written, logs, unsupported, ports = {}, {}, [], [], []
+        for event in result.events:
+            if event.get('unsupported'):
+                unsupported.append(event['argv'])
+            if event['rc'] != 0:
+                continue
+            staged.update(event.get('relation_set', {}))
+            leader_written.update(event.get('leader_set', {}))
+            if 'log' in event:
+                logs.append(tuple(event['log']))
+            if 'status' in event:  # status-set takes effect at once
+                application, state, message = event['status']
+                if application:
+                    self._app_status = (state, message)
+                else:
+                    unit.status = (state, message)
+            if 'port' in event:
+                ports.append(event['port'])
+        if leader_written:  # leader-set takes effect at once, even if the hook fails
+            self._write_leader_settings(leader_written)
+        if result.ok:
+            self._transition(unit, entry.hook)
+            self._commit_bag(unit, staged)
+            for operation, port in ports:
+                (unit.ports.add if operation == 'open' else unit.ports.discard)(port)
+        else:
+            entry.failures += 1
+            unit.queue.insert(0, entry)
+        record = HookRecord(
+            seq=seq, unit=unit.name, hook=entry.hook.name, remote=entry.hook.remote,
+            departing=entry.hook.departing,
+            attempt=entry.failures + (1 if result.ok else 0),
+            ok=result.ok, error=result.error, output=result.output,
+            calls=collections.Counter(event['argv'][0] for event in result.events),
+            argv=[event['argv'] for event in result.events],
+            relation_written=staged if result.ok else {}, leader_written=leader_written,
+            flags=frozenset(self._executor.read_kv(unit, 'reactive.states.')),
+            logs=logs, unsupported=unsupported, seconds=seconds)
+        self.history.append(record)
+        return record
+
+    def _transition(self, unit, hook):
+        """Update relation membership after ``hook`` completed on ``unit``."""
+        if hook.name == self._hook_name('created'):
+            unit.created = True
+        elif hook.name == self._hook_name('joined'):
+            unit.joined.add(hook.remote)
+        elif hook.name == self._hook_name('departed') and hook.remote in unit.joined:
+            unit.joined.discard(hook.remote)
+            unit.queue = [e for e in unit.queue if e.hook.remote != hook.remote
+                          or e.hook.name == hook.name]
+
+    def _commit_bag(self, unit, staged):
+        """Commit relation-set writes; tell the units that joined ``unit``."""
+        bag = dict(unit.bag)
+        for key, value in staged.items():
+            if value is None:
+                bag.pop(key, None)
+            else:
+                bag[key] = value
+        if bag == unit.bag:
+            return
+        unit.bag = bag
+        departed = self._hook_name('departed')
+        for other in self._units.values():
+            if other is unit or other.gone or unit.name not in other.joined:
+                continue
+            if any(e.hook.name == departed and e.hook.remote == unit.name for e in other.queue):
+                continue
+            self._queue_once(other, Hook(self._hook_name('changed'), unit.name))
+
+    def _write_leader_settings(self, changes):
+        settings = dict(self._leader_settings)
+        for key, value in changes.items():
+            if value is None:
+                settings.pop(key, None)
+            else:
+                settings[key] = value
+        if settings == self._leader_settings:
+            return
+        self._leader_settings = settings
+        for unit in self._units.values():
+            if not unit.dying and unit.name != self._leader:
+                self._queue_once(unit, Hook('leader-settings-changed'))
+
+    def _elect(self):
+        """Pick a new leader among the live units (lowest number, or by seed)."""
+        candidates = [u for u in self._units.values() if not u.dying]
+        if not candidates:
+            self._leader = None
+            return
+        chosen = self._rng.choice(candidates) if self._rng is not None else candidates[0]
+        self._leader = chosen.name
+        self._queue_once(chosen, Hook('leader-elected'))
+
+    # -- what a hook sees ---------------------------------------------------
+
+    def _environment(self, unit, hook, seq):
+        """The environment Juju 2.9 gives a hook (executors add their own)."""
+        env = {
+            'JUJU_UNIT_NAME': unit.name,
+            'JUJU_HOOK_NAME': hook.name,
+            'JUJU_DISPATCH_PATH': 'hooks/' + hook.name,
+            'JUJU_CHARM_DIR': unit.charm_dir,
+            'CHARM_DIR': unit.charm_dir,
+            'JUJU_CONTEXT_ID': f'{unit.name}-{hook.name}-{seq}',
+            'JUJU_MODEL_NAME': MODEL_NAME,
+            'JUJU_MODEL_UUID': MODEL_UUID,
+            'JUJU_PRINCIPAL_UNIT': '',
+            'JUJU_MACHINE_ID': str(unit.number),
+            'JUJU_AVAILABILITY_ZONE': '',
+            'JUJU_API_ADDRESSES': '127.0.0.1:17070',
+            'JUJU_VERSION': JUJU_VERSION,
+            'UNIT_STATE_DB': unit.state_db,
+            'PATH': os.pathsep.join([self.tools_dir, os.path.dirname(sys.executable),
+                                     SYSTEM_PATH]),
+            'LANG': 'C.UTF-8',
+            'APT_LISTCHANGES_FRONTEND': 'none',
+            'DEBIAN_FRONTEND': 'noninteractive',
+        }
+        for name in ('HOME', 'TMPDIR'):
+            if name in os.environ:
+                env[name] = os.environ[name]
+        if hook.name.startswith(self.relation + '-relation-'):
+            env['JUJU_RELATION'] = self.relation
+            env['JUJU_RELATION_ID'] = self.relation_id
+            env['JUJU_REMOTE_APP'] = self.app
+            if hook.remote:
+                env['JUJU_REMOTE_UNIT'] = hook.remote
+            if hook.departing:
+                env['JUJU_DEPARTING_UNIT'] = hook.departing
+        return env
+
+    def _context(self, unit, hook):
+        """The snapshot the hook tools answer from (see tools.HookTools)."""
+        relation_hook = hook.name.startswith(self.relation + '-relation-')
+        members = set(unit.joined)
+        if hook.name == self._hook_name('joined'):
+            members.add(hook.remote)
+        elif hook.name == self._hook_name('departed'):
+            members.discard(hook.remote)
+        readable = set(members)
+        if relation_hook and hook.remote:
+            readable.add(hook.remote)
+        bags = {name: dict(self._units[name].bag) for name in readable
+                if not self._units[name].gone}
+        bags[unit.name] = dict(unit.bag)
+        live = [u for u in self._units.values() if not u.gone]
+        return {
+            'unit': unit.name,
+            'relation': self.relation,
+            'relation_id': self.relation_id,
+            'hook_relation_id': self.relation_id if relation_hook else None,
+            'remote': hook.remote,
+            'created': unit.created or hook.name == self._hook_name('created'),
+            'members': sorted(members),
+            'bags': bags,
+            'leader': self._leader == unit.name,
+            'leader_settings': dict(self._leader_settings),
+            'config': self.config,
+            'address': unit.address,
+            'bindings': self._bindings,
+            'ports': sorted(unit.ports),
+            'status': unit.status,
+            'goal_state': {
+                'units': {u.name: {'status': 'dying' if u.dying else 'active',
+                                   'since': GOAL_STATE_SINCE} for u in live},
+                'relations': {self.relation: {
+                    u.name: {'status': 'joined', 'since': GOAL_STATE_SINCE}
+                    for u in live if u is not unit and not u.dying}},
+            },
+            'yaml_path': _YAML_PATH,
+        }
+
+    # -- helpers ------------------------------------------------------------
+
+    def _hook_name(self, kind):
+        return f'{self.relation}-relation-{kind}'
+
+    def _number(self, name):
+        return self._units[name].number
+
+    def _unit(self, name):
+        try:
+            return self._units[name]
+        except KeyError:
+            raise ValueError(f'no unit {name!r}') from None
+
+    def _live_unit(self, name):
+        unit = self._unit(name)
+        if unit.dying:
+            raise ValueError(f'{name} is being removed')
+        return unit
+
+    def _queue_once(self, unit, hook):
+        """Queue ``hook`` unless the same hook is already waiting (Juju coalesces)."""
+        if all(entry.hook != hook for entry in unit.queue):
+            unit.queue.append(_Entry(hook))
+
+
+#: What an executor gets to run one hook.
+HookSpec = collections.namedtuple('HookSpec', 'unit hook hook_path env context fail')
+
+#: What an executor reports: ``events`` are the hook tool events (tools.py).
+HookResult = collections.namedtuple('HookResult', 'ok error output events')
+
+
+def kv_rows(conn, prefix):
+    """The rows of a unitdata database whose keys start with ``prefix``, decoded."""
+    rows = conn.execute('select key, data from kv').fetchall()
+    return {key[len(prefix):]: json.loads(data) for key, data in rows if key.startswith(prefix)}
+
+
+def _read_yaml(path):
+    with open(path) as handle:
+        return yaml.safe_load(handle) or {}
+
+
+def _install_tools(directory):
+    """Create ``directory`` with every hook tool name linked to one script.
+
+    The script runs ``python -S``: skipping ``site`` saves a few milliseconds
+    per call and keeps the hooks' sitecustomize (which imports charmhelpers)
+    out of the tool processes.
+    """
+    if any(c.isspace() for c in sys.executable):
+        raise JujuSimError('hook tools need a Python path without spaces for their #! line, '
+                           f'not {sys.executable!r}')
+    os.makedirs(directory)
+    script = os.path.join(directory, 'jujusim-hook-tool')
+    with open(script, 'w') as handle:
+        handle.write(f'#!{sys.executable} -S\n'
+                     '"""A jujusim hook tool: every tool name here links to this file."""\n'
+                     'import sys\n'
+                     f'sys.path.insert(0, {_PACKAGE_PARENT!r})\n'
+                     'from jujusim.tools import main\n'
+                     'main()\n')
+    os.chmod(script, 0o755)
+    for name in tools.TOOL_NAMES:
+        os.symlink('jujusim-hook-tool', os.path.join(directory, name))
+    return directory

@@ -1,0 +1,473 @@
+"""The fake Juju hook tools, shared by both executors.
+
+A hook talks to Juju only through hook tools (``relation-get``,
+``leader-set``, ``juju-log`` ...). :class:`HookTools` answers them for one hook
+run from a *context*: a plain dict snapshot the model takes before the hook
+(who the unit is, what it may see, committed relation data, leader settings,
+config ...). Every call becomes an *event* dict (argv, exit code, stderr and
+its effect, such as staged relation settings), which the model applies when
+the hook is over: relation settings and ports only if the hook succeeded;
+leader settings, status and log lines always.
+
+The ``subprocess`` executor runs the tools as real processes: every tool name
+on the hook's PATH is a link to one small script that calls :func:`main`. The
+context and the events of the running hook live in one file named by
+``$JUJUSIM_CONTEXT``: the marshalled context, then one marshalled event per
+call so far, appended by each tool process. The ``inprocess`` executor keeps a
+:class:`HookTools` object and calls :meth:`HookTools.call` directly.
+
+Tool processes start often (dozens per hook, with ``python -S``), so this
+module imports only ``os``, ``sys``, ``marshal`` and json's C string encoder;
+``import json`` alone would cost several milliseconds per call (it pulls in
+``re`` and ``enum``), so JSON output is written by :func:`dumps`. ``yaml`` is
+imported only by ``relation-set --file``.
+
+Argument forms: exactly those charmhelpers 1.2.1 (``charmhelpers.core.hookenv``)
+produces are accepted. Anything else is not a Juju error but a gap in this
+double: it exits 1 with a message naming the tool and its argv, and the event
+is marked ``unsupported`` so the model raises even if the charm ignores the
+exit code. Juju's own errors keep Juju's exit codes: 2 for a bad command line
+(charmhelpers' ``relation_get`` turns that into ``None``), 1 otherwise.
+"""
+import marshal
+import os
+import sys
+
+try:
+    from _json import encode_basestring_ascii as _quote
+except ImportError:  # a Python built without the C accelerator
+    from json.encoder import py_encode_basestring_ascii as _quote
+
+#: Every hook tool of Juju 2.9. All are put on PATH so that a call never
+#: silently degrades into charmhelpers' "tool missing" fallbacks; the ones
+#: without a ``_tool_`` method below fail as unsupported.
+TOOL_NAMES = (
+    'action-fail', 'action-get', 'action-log', 'action-set', 'add-metric',
+    'application-version-set', 'close-port', 'config-get', 'credential-get',
+    'goal-state', 'is-leader', 'juju-log', 'juju-reboot', 'k8s-raw-get',
+    'k8s-raw-set', 'k8s-spec-get', 'k8s-spec-set', 'leader-get', 'leader-set',
+    'network-get', 'open-port', 'opened-ports', 'payload-register',
+    'payload-status-set', 'payload-unregister', 'pod-spec-get', 'pod-spec-set',
+    'relation-get', 'relation-ids', 'relation-list', 'relation-set',
+    'resource-get', 'state-delete', 'state-get', 'state-set', 'status-get',
+    'status-set', 'storage-add', 'storage-get', 'storage-list', 'unit-get',
+)
+
+LOG_LEVELS = ('TRACE', 'DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL')
+WORKLOAD_STATES = ('maintenance', 'blocked', 'waiting', 'active')
+ENV_CONTEXT = 'JUJUSIM_CONTEXT'
+#: Value of $JUJUSIM_CONTEXT during in-process hooks, where tools are answered
+#: without processes; a tool process started anyway must not guess.
+INPROCESS = 'inprocess'
+
+RELATION_SET_HELP = """\
+Usage: relation-set [options] key=value [key=value ...]
+
+Summary:
+set relation settings
+
+Options:
+--app  (= false)
+    pick whether you are setting "application" settings or "unit" settings
+--file  (= )
+    file containing key-value pairs
+--format (= "")
+    deprecated format flag
+-r, --relation  (= %s)
+    specify a relation by id
+
+Details:
+"relation-set" writes the local unit's settings for some relation. If no
+relation is specified then the current relation is used. The setting values
+are not inspected and are stored as strings. Setting an empty string causes
+the setting to be removed.
+"""
+
+
+def dumps(value):
+    """Serialize ``value`` as compact JSON with sorted keys (as Juju does)."""
+    if value is None:
+        return 'null'
+    if value is True:
+        return 'true'
+    if value is False:
+        return 'false'
+    if isinstance(value, str):
+        return _quote(value)
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, dict):
+        return '{' + ','.join(_quote(k) + ':' + dumps(v)
+                              for k, v in sorted(value.items())) + '}'
+    if isinstance(value, (list, tuple)):
+        return '[' + ','.join(dumps(v) for v in value) + ']'
+    raise TypeError(f'cannot serialize {value!r}')
+
+
+class ToolError(Exception):
+    """A hook tool call that Juju itself would refuse (exit code ``rc``)."""
+
+    def __init__(self, rc, message):
+        super().__init__(message)
+        self.rc = rc
+
+
+class Unsupported(Exception):
+    """A call this double does not model: a gap in jujusim, not a Juju error."""
+
+
+class HookTools:
+    """The hook tools as seen by one hook run.
+
+    ``context`` is the model's snapshot (see ``Model._context``); ``events``
+    are the calls already made during this hook (by earlier tool processes),
+    replayed so that e.g. a ``relation-get`` sees an earlier ``relation-set``.
+    """
+
+    def __init__(self, context, events=()):
+        self.ctx = context
+        self.unit = context['unit']
+        self.events = []
+        self.staged = {}  # relation-set so far: key -> value, None deletes
+        self.leader_settings = dict(context['leader_settings'])
+        self.status = tuple(context['status'])
+        for event in events:
+            self._record(event)
+
+    # -- dispatch -----------------------------------------------------------
+
+    def call(self, argv):
+        """Run one tool invocation; return ``(exit code, stdout, stderr)``."""
+        name = os.path.basename(argv[0])
+        args = list(argv[1:])
+        event = {'argv': [name] + args, 'rc': 0, 'err': ''}
+        out = ''
+        method = getattr(self, '_tool_' + name.replace('-', '_'), None)
+        try:
+            if method is None:
+                raise Unsupported('no model of this tool')
+            out, effect = method(args)
+            event.update(effect)
+        except ToolError as err:
+            event['rc'] = err.rc
+            event['err'] = f'ERROR {err}\n'
+        except Unsupported as err:
+            event['rc'] = 1
+            event['unsupported'] = True
+            event['err'] = (f'jujusim: unsupported hook tool call {name} {args!r}: {err}; only the '
+                            'argument forms charmhelpers uses are modelled\n')
+        self._record(event)
+        return event['rc'], out, event['err']
+
+    def _record(self, event):
+        """Keep ``event`` and apply its effect to what later calls see."""
+        self.events.append(event)
+        if 'relation_set' in event:
+            self.staged.update(event['relation_set'])
+        for key, value in event.get('leader_set', {}).items():
+            if value is None:
+                self.leader_settings.pop(key, None)
+            else:
+                self.leader_settings[key] = value
+        if 'status' in event and not event['status'][0]:
+            self.status = tuple(event['status'][1:])
+
+    # -- argument helpers ---------------------------------------------------
+
+    @staticmethod
+    def _format_json(args):
+        """Drop the leading ``--format=json`` charmhelpers always passes."""
+        if args[:1] != ['--format=json']:
+            raise Unsupported('expected --format=json first')
+        return args[1:]
+
+    @staticmethod
+    def _take_rid(args):
+        """Split an optional leading ``-r RID`` off ``args``."""
+        if args[:1] == ['-r']:
+            if len(args) < 2:
+                raise ToolError(2, 'flag needs an argument: -r')
+            return args[1], args[2:]
+        return None, args
+
+    def _relation_id(self, rid):
+        """The relation a call is about: ``-r RID`` or the hook's relation."""
+        if rid is None:
+            rid = self.ctx['hook_relation_id']
+            if rid is None:
+                raise ToolError(2, 'no relation id specified')
+        if rid != self.ctx['relation_id'] or not self.ctx['created']:
+            raise ToolError(2, f'invalid value "{rid}" for option -r: relation not found')
+        return rid
+
+    def _own_bag(self):
+        bag = dict(self.ctx['bags'][self.unit])
+        for key, value in self.staged.items():
+            if value is None:
+                bag.pop(key, None)
+            else:
+                bag[key] = value
+        return bag
+
+    def _require_leader(self, what):
+        if not self.ctx['leader']:
+            raise ToolError(1, f'cannot {what}: this unit is not the leader')
+
+    # -- relation tools -----------------------------------------------------
+
+    def _tool_relation_get(self, args):
+        """``relation-get --format=json [-r RID] <key|-> [UNIT]``."""
+        args = self._format_json(args)
+        if args[:1] == ['--app']:
+            raise Unsupported('application relation data is not modelled')
+        rid, args = self._take_rid(args)
+        if len(args) not in (1, 2) or args[0].startswith('-') and args[0] != '-':
+            raise Unsupported('expected <key|-> [unit]')
+        rid = self._relation_id(rid)
+        unit = args[1] if len(args) == 2 else self.ctx['remote']
+        if not unit:
+            raise ToolError(2, 'no unit or application specified')
+        if unit == self.unit:
+            bag = self._own_bag()
+        elif unit in self.ctx['bags']:
+            bag = self.ctx['bags'][unit]
+        else:
+            raise ToolError(1, f'cannot read settings for unit "{unit}" in relation "{rid}": '
+                               f'unit "{unit}": settings not found')
+        return dumps(bag if args[0] == '-' else bag.get(args[0])) + '\n', {}
+
+    def _tool_relation_set(self, args):
+        """``relation-set --help``; ``relation-set [-r RID] --file F | k=v ...``."""
+        if args == ['--help']:
+            return RELATION_SET_HELP % (self.ctx['hook_relation_id'] or ''), {}
+        if args[:1] == ['--app']:
+            raise Unsupported('application relation data is not modelled')
+        rid, args = self._take_rid(args)
+        if len(args) == 2 and args[0] == '--file':
+            settings = self._settings_file(args[1])
+        elif args and all('=' in arg and not arg.startswith('-') for arg in args):
+            settings = dict(arg.split('=', 1) for arg in args)
+        else:
+            raise Unsupported('expected --file <path> or key=value arguments')
+        self._relation_id(rid)
+        changes = {}
+        for key, value in settings.items():
+            if not isinstance(key, str) or not key:
+                raise ToolError(1, f'invalid key {key!r}')
+            if value is not None and not isinstance(value, str):
+                raise ToolError(1, f'value of {key!r} is not a string: {value!r}')
+            changes[key] = value or None  # '' and null both delete
+        return '', {'relation_set': changes}
+
+    def _settings_file(self, path):
+        """Read the YAML mapping that ``relation-set --file`` names."""
+        try:
+            import yaml
+        except ImportError:  # tool process started with python -S
+            sys.path.append(self.ctx['yaml_path'])
+            import yaml
+        try:
+            with open(path) as handle:  # libyaml's parser when PyYAML has it
+                settings = yaml.load(handle, Loader=getattr(yaml, 'CSafeLoader', yaml.SafeLoader))
+        except (OSError, yaml.YAMLError) as err:
+            raise ToolError(1, f'cannot read settings file {path}: {err}') from err
+        if settings is None:
+            return {}
+        if not isinstance(settings, dict):
+            raise ToolError(1, f'settings file {path} is not a YAML mapping')
+        return settings
+
+    def _tool_relation_ids(self, args):
+        """``relation-ids --format=json NAME``."""
+        args = self._format_json(args)
+        if len(args) != 1:
+            raise Unsupported('expected one relation name')
+        found = args[0] == self.ctx['relation'] and self.ctx['created']
+        return dumps([self.ctx['relation_id']] if found else []) + '\n', {}
+
+    def _tool_relation_list(self, args):
+        """``relation-list --format=json [-r RID]``."""
+        rid, rest = self._take_rid(self._format_json(args))
+        if rest:
+            raise Unsupported('expected only -r RID')
+        self._relation_id(rid)
+        return dumps(self.ctx['members']) + '\n', {}
+
+    # -- leadership ---------------------------------------------------------
+
+    def _tool_is_leader(self, args):
+        """``is-leader --format=json``."""
+        if self._format_json(args):
+            raise Unsupported('expected no arguments')
+        return dumps(self.ctx['leader']) + '\n', {}
+
+    def _tool_leader_get(self, args):
+        """``leader-get --format=json <key|->``."""
+        args = self._format_json(args)
+        if len(args) != 1:
+            raise Unsupported('expected <key|->')
+        if args[0] == '-':
+            return dumps(self.leader_settings) + '\n', {}
+        return dumps(self.leader_settings.get(args[0])) + '\n', {}
+
+    def _tool_leader_set(self, args):
+        """``leader-set key=value ...``; ``key=`` unsets."""
+        for arg in args:
+            if '=' not in arg or arg.startswith('-'):
+                raise Unsupported('expected key=value arguments')
+        if not self.ctx['leader']:
+            raise ToolError(1, 'cannot write leadership settings: cannot write settings: '
+                               'not the leader')
+        changes = dict(arg.split('=', 1) for arg in args)
+        return '', {'leader_set': {k: v or None for k, v in changes.items()}}
+
+    # -- unit, config and status --------------------------------------------
+
+    def _tool_juju_log(self, args):
+        """``juju-log [-l LEVEL] MESSAGE``."""
+        level = 'INFO'
+        if len(args) == 3 and args[0] == '-l':
+            level = args[1].upper()
+            if level not in LOG_LEVELS:
+                raise ToolError(2, f'invalid value "{args[1]}" for option -l')
+            args = args[2:]
+        if len(args) != 1:
+            raise Unsupported('expected [-l LEVEL] MESSAGE')
+        return '', {'log': (level, args[0])}
+
+    def _tool_status_set(self, args):
+        """``status-set [--application] STATE MESSAGE``."""
+        application = args[:1] == ['--application']
+        if application:
+            args = args[1:]
+        if len(args) != 2:
+            raise Unsupported('expected [--application] STATE MESSAGE')
+        if args[0] not in WORKLOAD_STATES:
+            raise ToolError(2, f'invalid status "{args[0]}"')
+        if application:
+            self._require_leader('set application status')
+        return '', {'status': (application, args[0], args[1])}
+
+    def _tool_status_get(self, args):
+        """``status-get --format=json --include-data``."""
+        if args != ['--format=json', '--include-data']:
+            raise Unsupported('expected --format=json --include-data')
+        state, message = self.status
+        return dumps({'status': state, 'message': message, 'status-data': {}}) + '\n', {}
+
+    def _tool_config_get(self, args):
+        """``config-get --all --format=json``."""
+        if args != ['--all', '--format=json']:
+            raise Unsupported('expected --all --format=json')
+        return dumps(self.ctx['config']) + '\n', {}
+
+    def _tool_unit_get(self, args):
+        """``unit-get --format=json private-address|public-address``."""
+        args = self._format_json(args)
+        if len(args) != 1:
+            raise Unsupported('expected one setting name')
+        if args[0] not in ('private-address', 'public-address'):
+            raise ToolError(1, f'unknown setting "{args[0]}"')
+        return dumps(self.ctx['address']) + '\n', {}
+
+    def _tool_network_get(self, args):
+        """``network-get --primary-address B``; ``network-get B --format yaml [-r RID]``."""
+        if len(args) == 2 and args[0] == '--primary-address':
+            binding = args[1]
+        elif len(args) in (3, 5) and args[1:3] == ['--format', 'yaml']:
+            binding = args[0]
+            if len(args) == 5:
+                if args[3] != '-r':
+                    raise Unsupported('expected -r RID last')
+                self._relation_id(args[4])
+        else:
+            raise Unsupported('expected --primary-address B or B --format yaml [-r RID]')
+        if binding not in self.ctx['bindings']:
+            raise ToolError(1, f'no network config found for binding "{binding}"')
+        address = self.ctx['address']
+        if args[0] == '--primary-address':
+            return address + '\n', {}
+        network = {
+            'bind-addresses': [{'interfacename': 'eth0', 'addresses': [
+                {'hostname': '', 'value': address, 'cidr': address + '/32'}]}],
+            'egress-subnets': [address + '/32'],
+            'ingress-addresses': [address],
+        }
+        return dumps(network) + '\n', {}  # JSON is YAML
+
+    def _tool_goal_state(self, args):
+        """``goal-state --format=json``."""
+        if self._format_json(args):
+            raise Unsupported('expected no arguments')
+        return dumps(self.ctx['goal_state']) + '\n', {}
+
+    def _tool_application_version_set(self, args):
+        """``application-version-set VERSION`` (only recorded, as a call)."""
+        if len(args) != 1:
+            raise Unsupported('expected one version string')
+        return '', {}
+
+    def _port(self, args):
+        if len(args) != 1:
+            raise Unsupported('expected one port specification')
+        spec = args[0].lower()
+        if spec == 'icmp':
+            return spec
+        ports, _, protocol = spec.partition('/')
+        bounds = ports.split('-')
+        if (protocol not in ('tcp', 'udp') or len(bounds) > 2
+                or not all(b.isdigit() and 0 < int(b) < 65536 for b in bounds)):
+            raise ToolError(2, f'invalid port "{args[0]}"')
+        return spec
+
+    def _tool_open_port(self, args):
+        """``open-port N/PROTO | N-M/PROTO | ICMP``."""
+        return '', {'port': ('open', self._port(args))}
+
+    def _tool_close_port(self, args):
+        """``close-port N/PROTO | N-M/PROTO | ICMP``."""
+        return '', {'port': ('close', self._port(args))}
+
+    def _tool_opened_ports(self, args):
+        """``opened-ports --format=json``: ports committed by earlier hooks."""
+        if self._format_json(args):
+            raise Unsupported('expected no arguments')
+        return dumps(self.ctx['ports']) + '\n', {}
+
+    def _not_an_action(self, args):
+        raise ToolError(1, 'not running an action')
+
+    _tool_action_get = _tool_action_set = _tool_action_fail = _tool_action_log = _not_an_action
+
+
+def read_context(path):
+    """Return ``(context, events)`` from a context file."""
+    events = []
+    with open(path, 'rb') as handle:
+        context = marshal.load(handle)
+        while True:
+            try:
+                events.append(marshal.load(handle))
+            except EOFError:
+                return context, events
+
+
+def main():
+    """Entry point of a tool process: answer ``sys.argv`` from $JUJUSIM_CONTEXT."""
+    name = os.path.basename(sys.argv[0])
+    path = os.environ.get(ENV_CONTEXT)
+    if not path or path == INPROCESS:
+        sys.stderr.write(
+            'jujusim: hook tool {} {!r} started as a process {}\n'.format(
+                name, sys.argv[1:],
+                'outside a simulated hook' if not path else
+                'by an in-process hook; only subprocess.call/check_call/check_output/run '
+                'are intercepted there, use the subprocess executor'))
+        sys.exit(1)
+    tools = HookTools(*read_context(path))
+    rc, out, err = tools.call([name] + sys.argv[1:])
+    with open(path, 'ab') as handle:
+        handle.write(marshal.dumps(tools.events[-1]))
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+    sys.exit(rc)

@@ -1,0 +1,587 @@
+"""Tests of jujusim, the Juju test double, against a tiny reactive charm.
+
+The probe charm below is built in a temporary directory. Its handlers write
+relation data, leader settings, unit data and flags, and record what they see
+(``kv['seen']``), so that each Juju semantic jujusim promises can be checked
+in process. One test runs a short scenario with both executors and compares
+what they did; it is short because there every hook and every hook tool call
+is a process (a hook takes about 300 ms).
+"""
+import os
+import textwrap
+
+import pytest
+from jujusim import HookRetriesExhausted, Model, NotSettled, UnsupportedToolCall
+from jujusim.model import Hook
+from jujusim.tools import HookTools, dumps
+
+EXECUTORS = ('inprocess', 'subprocess')
+
+PROBE = {
+    'metadata.yaml': """\
+        name: probe
+        summary: jujusim test charm
+        description: jujusim test charm
+        peers:
+          cluster:
+            interface: probe
+        """,
+    'config.yaml': """\
+        options:
+          greeting: {type: string, default: hello, description: published to peers}
+          explode: {type: boolean, default: false, description: config-changed raises}
+          peek: {type: string, description: config-changed reads this unit's relation data}
+          misuse: {type: boolean, default: false, description: config-changed misuses a tool}
+          try-leader-set: {type: boolean, default: false, description: every unit leader-sets}
+        """,
+    'hooks/hook.template': """\
+        #!/usr/bin/env python3
+        import sys
+        sys.path.append('lib')
+        from charms.reactive import main
+        main()
+        """,
+    'reactive/probe.py': """\
+        import subprocess
+
+        from charmhelpers.core import hookenv, unitdata
+        from charms.reactive import hook, set_flag, when, when_not
+
+
+        def note(what):
+            seen = unitdata.kv().get('seen', [])
+            seen.append(what)
+            unitdata.kv().set('seen', seen)
+
+
+        def count_start():
+            starts = unitdata.kv().get('starts', {})
+            starts[hookenv.hook_name()] = starts.get(hookenv.hook_name(), 0) + 1
+            unitdata.kv().set('starts', starts)
+
+
+        # An import-time registration: a hook process makes it exactly once.
+        hookenv.atstart(count_start)
+
+
+        @hook('install')
+        def install():
+            set_flag('probe.installed')
+
+
+        @hook('leader-elected')
+        def elected():
+            hookenv.leader_set({'leader': hookenv.local_unit()})
+
+
+        @hook('leader-settings-changed')
+        def leader_changed():
+            note(['leader', hookenv.leader_get('leader')])
+
+
+        @hook('config-changed')
+        def config_changed():
+            config = hookenv.config()
+            unitdata.kv().set('greeting', config['greeting'])
+            for rid in hookenv.relation_ids('cluster'):
+                hookenv.relation_set(rid, greeting=config['greeting'])
+            if config['explode']:
+                raise RuntimeError('explode is set')
+            if config['peek']:
+                hookenv.relation_get(rid=hookenv.relation_ids('cluster')[0],
+                                     unit=config['peek'])
+            if config['misuse']:
+                subprocess.check_output(['relation-get', '--app', '-'])
+            if config['try-leader-set']:
+                try:
+                    hookenv.leader_set(tried=hookenv.local_unit())
+                except subprocess.CalledProcessError:
+                    note(['leader-set refused'])
+
+
+        @hook('update-status')
+        def update_status():
+            count = unitdata.kv().get('count', 0) + 1
+            unitdata.kv().set('count', count)
+            hookenv.relation_set(hookenv.relation_ids('cluster')[0], count=str(count))
+
+
+        @when('probe.installed')
+        @when_not('probe.started')
+        def start():
+            hookenv.status_set('active', 'ready')
+            set_flag('probe.started')
+
+
+        @when('cluster.joined')
+        def joined(cluster):
+            set_flag('probe.clustered')
+        """,
+    'hooks/relations/probe/peers.py': """\
+        import os
+
+        from charmhelpers.core import hookenv, unitdata
+        from charms.reactive import RelationBase, hook, scopes
+
+
+        def note(what):
+            seen = unitdata.kv().get('seen', [])
+            seen.append(what)
+            unitdata.kv().set('seen', seen)
+
+
+        class ProbePeers(RelationBase):
+            scope = scopes.UNIT
+
+            @hook('{peers:probe}-relation-created')
+            def created(self):
+                hookenv.relation_set(hookenv.relation_id(),
+                                     greeting=hookenv.config('greeting'))
+
+            @hook('{peers:probe}-relation-{joined,changed}')
+            def changed(self):
+                self.conversation().set_state('{relation_name}.joined')
+                remote = hookenv.remote_unit()
+                note([hookenv.hook_name(), remote, self.get_remote('greeting'),
+                      sorted(hookenv.related_units())])
+
+            @hook('{peers:probe}-relation-departed')
+            def departed(self):
+                self.conversation().remove_state('{relation_name}.joined')
+                remote = hookenv.remote_unit()
+                note([hookenv.hook_name(), remote, os.environ.get('JUJU_DEPARTING_UNIT'),
+                      hookenv.relation_get('private-address', remote),
+                      sorted(hookenv.related_units())])
+        """,
+}
+HOOKS = ['install', 'config-changed', 'leader-elected', 'leader-settings-changed', 'start',
+         'stop', 'update-status'] + ['cluster-relation-' + kind for kind in (
+             'created', 'joined', 'changed', 'departed', 'broken')]
+
+
+def build_probe(root):
+    """Write the probe charm under ``root``; like charm-build, no 'remove' hook."""
+    charm = root / 'probe'
+    for path, text in PROBE.items():
+        target = charm / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(textwrap.dedent(text))
+    for name in HOOKS:
+        hook = charm / 'hooks' / name
+        hook.write_text((charm / 'hooks' / 'hook.template').read_text())
+        hook.chmod(0o755)
+    return str(charm)
+
+
+@pytest.fixture(scope='module')
+def probe(tmp_path_factory):
+    return build_probe(tmp_path_factory.mktemp('charm'))
+
+
+@pytest.fixture
+def model(probe, tmp_path):
+    with Model(probe, 'cluster', workdir=str(tmp_path)) as m:
+        yield m
+
+
+def hooks_of(model, unit):
+    return [(r.hook, r.remote) for r in model.history if r.unit == unit]
+
+
+def seen(model, unit):
+    return model.kv(unit).get('seen', [])
+
+
+# -- the hook tools on their own ---------------------------------------------
+
+def tool_context(**overrides):
+    context = {
+        'unit': 'app/0', 'relation': 'cluster', 'relation_id': 'cluster:0',
+        'hook_relation_id': 'cluster:0', 'remote': 'app/1', 'created': True,
+        'members': ['app/1'], 'leader': False, 'leader_settings': {'ca': 'PEM'},
+        'bags': {'app/0': {'private-address': '127.0.0.1'},
+                 'app/1': {'private-address': '127.0.0.2', 'csr': 'x'}},
+        'config': {'a': 1, 'b': None}, 'address': '127.0.0.1', 'bindings': ['cluster'],
+        'ports': [], 'status': ('maintenance', ''), 'goal_state': {}, 'yaml_path': '',
+    }
+    context.update(overrides)
+    return context
+
+
+def test_tools_answer_the_forms_charmhelpers_uses(tmp_path):
+    tools = HookTools(tool_context())
+    assert tools.call(['relation-get', '--format=json', '-r', 'cluster:0', 'csr', 'app/1']) \
+        == (0, '"x"\n', '')
+    assert tools.call(['relation-get', '--format=json', 'nokey'])[1] == 'null\n'
+    assert tools.call(['relation-get', '--format=json', '-'])[1] \
+        == '{"csr":"x","private-address":"127.0.0.2"}\n'
+    assert '--file' in tools.call(['relation-set', '--help'])[1]
+    settings = tmp_path / 'settings.yaml'
+    settings.write_text("a: '1'\nprivate-address: null\nc: ''\n")
+    assert tools.call(['relation-set', '-r', 'cluster:0', '--file', str(settings)])[0] == 0
+    assert tools.call(['relation-set', 'd=4', 'e='])[0] == 0
+    assert tools.call(['relation-get', '--format=json', '-', 'app/0'])[1] == '{"a":"1","d":"4"}\n'
+    assert tools.staged == {'a': '1', 'private-address': None, 'c': None, 'd': '4', 'e': None}
+    assert tools.call(['relation-ids', '--format=json', 'cluster'])[1] == '["cluster:0"]\n'
+    assert tools.call(['relation-ids', '--format=json', 'other'])[1] == '[]\n'
+    assert tools.call(['relation-list', '--format=json', '-r', 'cluster:0'])[1] == '["app/1"]\n'
+    assert tools.call(['is-leader', '--format=json'])[1] == 'false\n'
+    assert tools.call(['leader-get', '--format=json', 'ca'])[1] == '"PEM"\n'
+    assert tools.call(['leader-get', '--format=json', 'none'])[1] == 'null\n'
+    assert tools.call(['config-get', '--all', '--format=json'])[1] == '{"a":1,"b":null}\n'
+    assert tools.call(['unit-get', '--format=json', 'private-address'])[1] == '"127.0.0.1"\n'
+    assert tools.call(['juju-log', '-l', 'WARNING', 'careful'])[0] == 0
+    assert tools.call(['juju-log', 'plain'])[0] == 0
+    assert tools.call(['status-set', 'active', ''])[0] == 0
+    assert [e['log'] for e in tools.events if 'log' in e] == [
+        ('WARNING', 'careful'), ('INFO', 'plain')]
+
+
+def test_tools_refuse_like_juju():
+    tools = HookTools(tool_context(hook_relation_id=None, remote=None))
+    # A unit this one has not seen join, a relation it does not know: Juju's errors.
+    rc, _, err = tools.call(['relation-get', '--format=json', '-r', 'cluster:0', '-', 'app/2'])
+    assert rc == 1 and 'app/2' in err and 'settings not found' in err
+    assert tools.call(['relation-get', '--format=json', '-r', 'db:3', '-', 'app/1'])[0] == 2
+    assert tools.call(['relation-get', '--format=json', '-'])[0] == 2  # no relation, no unit
+    assert tools.call(['relation-list', '--format=json'])[0] == 2
+    rc, _, err = tools.call(['leader-set', 'a=b'])
+    assert rc == 1 and 'not the leader' in err
+    assert tools.call(['status-set', '--application', 'active', 'x'])[0] == 1
+    assert tools.call(['action-get', 'x', '--format=json'])[0] == 1
+    assert not any(e.get('unsupported') for e in tools.events)
+    assert HookTools(tool_context(created=False)).call(
+        ['relation-ids', '--format=json', 'cluster'])[1] == '[]\n'
+
+
+@pytest.mark.parametrize('argv', [
+    ['relation-get', '--app', '-'],
+    ['relation-get', '-r', 'cluster:0', '-', 'app/1'],
+    ['relation-set', '--app', '-r', 'cluster:0', '--file', 'f'],
+    ['relation-list'],
+    ['is-leader'],
+    ['leader-get', 'key'],
+    ['leader-set', 'oops'],
+    ['config-get', 'a'],
+    ['juju-log', 'two', 'words'],
+    ['status-set', 'active'],
+    ['storage-get', 'location'],
+])
+def test_tools_fail_loudly_on_forms_they_do_not_model(argv):
+    tools = HookTools(tool_context(leader=True))
+    rc, out, err = tools.call(argv)
+    assert (rc, out) == (1, '')
+    assert argv[0] in err and repr(argv[1:]) in err and 'unsupported' in err
+    assert tools.events[-1]['unsupported']
+
+
+def test_dumps_is_json():
+    import json
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(),
+        lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner), max_leaves=20)
+
+    @settings(max_examples=50, deadline=None)
+    @given(values)
+    def check(value):
+        assert json.loads(dumps(value)) == value
+
+    check()
+
+
+# -- Juju semantics, in process ------------------------------------------------
+
+def test_deploy_runs_the_setup_and_join_hooks_in_juju_order(model):
+    u0, u1 = model.add_unit(), model.add_unit()
+    model.settle()
+    setup = ['install', 'cluster-relation-created', 'config-changed', 'start']
+    assert hooks_of(model, u0) == [(h, None) for h in setup[:2] + ['leader-elected'] + setup[2:]] \
+        + [('cluster-relation-joined', u1), ('cluster-relation-changed', u1)]
+    assert hooks_of(model, u1) == [(h, None) for h in setup[:2] + ['leader-settings-changed']
+                                   + setup[2:]] \
+        + [('cluster-relation-joined', u0), ('cluster-relation-changed', u0)]
+    assert model.leader == u0 and model.leader_settings == {'leader': u0}
+    assert model.units == [u0, u1]
+    assert model.bag(u1) == {'private-address': '127.0.0.2', 'ingress-address': '127.0.0.2',
+                             'egress-subnets': '127.0.0.2/32', 'greeting': 'hello'}
+    assert model.flags(u0) == {'probe.installed', 'probe.started', 'probe.clustered',
+                               'cluster.joined'}
+    assert model.status(u0) == ('active', 'ready')
+    assert ['leader', u0] in seen(model, u1)
+    assert ['cluster-relation-joined', u0, 'hello', [u0]] in seen(model, u1)
+    # Import-time atstart registrations happen once per hook, as in a fresh process.
+    assert set(model.kv(u0)['starts'].values()) == {1}
+    assert all(r.ok and r.attempt == 1 for r in model.history)
+    assert model.skipped == []
+
+
+def test_records_count_tool_calls_and_keep_logs(model):
+    u0 = model.add_unit()
+    model.settle()
+    created = next(r for r in model.history if r.hook == 'cluster-relation-created')
+    # charmhelpers probes `relation-set --help` once per hook, then writes with --file.
+    assert created.calls['relation-set'] == 2 and created.calls['config-get'] == 1
+    assert created.argv[0] == ['juju-log', '-l', 'INFO',
+                               'Reactive main running for hook cluster-relation-created']
+    assert ('INFO', 'Reactive main running for hook cluster-relation-created') in created.logs
+    assert created.relation_written == {'greeting': 'hello'}
+    elected = next(r for r in model.history if r.hook == 'leader-elected')
+    assert elected.leader_written == {'leader': u0}
+    assert elected.flags == frozenset({'probe.installed', 'probe.started'})
+    assert elected.seconds > 0 and [r.seq for r in model.history] == [1, 2, 3, 4, 5]
+
+
+def test_in_process_hooks_leave_the_test_process_as_it_was(model):
+    import subprocess
+    import sys
+    before = (dict(os.environ), list(sys.path), os.getcwd(), subprocess.check_output)
+    model.add_unit()
+    model.settle()
+    assert before == (dict(os.environ), list(sys.path), os.getcwd(), subprocess.check_output)
+    assert not any(name.split('.')[0] in ('reactive', 'relations') for name in sys.modules)
+
+
+def test_in_process_hooks_keep_the_registrations_of_other_tests(model):
+    from charmhelpers.core import hookenv
+    from charms.reactive import bus, hook
+
+    def elsewhere():
+        """Registered by some unit test in the same process."""
+
+    hook('install')(elsewhere)
+    hookenv.atstart(elsewhere)
+    handlers, atstart = dict(bus.Handler._HANDLERS), list(hookenv._atstart)
+    try:
+        model.add_unit()
+        model.settle()
+        assert (dict(bus.Handler._HANDLERS), list(hookenv._atstart)) == (handlers, atstart)
+    finally:
+        bus.Handler._HANDLERS.pop(bus._action_id(elsewhere))
+        hookenv._atstart.remove((elsewhere, (), {}))
+
+
+def test_relation_changed_fans_out_and_coalesces(model):
+    u0, u1, u2 = (model.add_unit() for _ in range(3))
+    model.settle()
+    model.queue(u0, 'update-status')
+    model.queue(u0, 'update-status')
+    model.run(u0)
+    model.run(u0)
+    changed = ('cluster-relation-changed', u0, None)
+    assert [(u, tuple(h)) for u, _, h in model.pending()] == [(u1, changed), (u2, changed)]
+    assert model.bag(u0)['count'] == '2'
+    # Writing what is already there changes nothing, so nobody is told.
+    model.queue(u0, 'config-changed')
+    assert model.run(u0).relation_written == {'greeting': 'hello'}
+    assert len(model.pending()) == 2
+    model.settle()
+    assert seen(model, u1)[-1] == ['cluster-relation-changed', u0, 'hello', [u0, u2]]
+
+
+def test_relation_list_shows_only_joined_units_and_relation_get_is_strict(probe, tmp_path):
+    with Model(probe, 'cluster', workdir=str(tmp_path), max_retries=0) as model:
+        u0, u1 = model.add_unit(), model.add_unit()
+        model.settle()
+        u2 = model.add_unit()
+        model.set_config(peek=u2)
+        queued = [h for unit, _, h in model.pending() if unit == u0]
+        assert queued == [Hook('cluster-relation-joined', u2), Hook('cluster-relation-changed', u2),
+                          Hook('config-changed')]
+        with pytest.raises(HookRetriesExhausted) as failed:
+            model.run(u0, 2)  # before u0 has seen u2 join
+        assert failed.value.record.hook == 'config-changed'
+        assert 'settings not found' in failed.value.record.output  # the tool's stderr
+        model.run(u0, 1)  # -joined: now u2 is in u0's relation-list and readable
+        assert seen(model, u0)[-1] == ['cluster-relation-joined', u2, None, [u1, u2]]
+        assert model.run(u0).ok
+
+
+def test_departed_hooks_see_the_departing_unit_then_it_is_gone(model):
+    u0, u1, u2 = (model.add_unit() for _ in range(3))
+    model.settle()
+    model.remove_unit(u1)
+    model.settle()
+    departed = 'cluster-relation-departed'
+    assert seen(model, u0)[-1] == [departed, u1, u1, '127.0.0.2', [u2]]
+    assert seen(model, u2)[-1] == [departed, u1, u1, '127.0.0.2', [u0]]
+    assert [r.remote for r in model.history if r.unit == u1 and r.hook == departed] == [u0, u2]
+    assert all(r.departing == u1 for r in model.history if r.hook == departed)
+    assert hooks_of(model, u1)[-1] == ('stop', None)
+    assert (u1, Hook('remove'), 'the charm has no such hook') in model.skipped
+    assert model.units == [u0, u2]
+    assert 'cluster.joined' not in model.flags(u1)
+    with pytest.raises(KeyError):
+        model.bag(u1)
+
+
+def test_leadership_moves_and_only_the_leader_may_leader_set(model):
+    u0, u1, u2 = (model.add_unit() for _ in range(3))
+    model.settle()
+    model.move_leader(u1)
+    model.settle()
+    assert model.leader == u1 and model.leader_settings == {'leader': u1}
+    assert ['leader', u1] == seen(model, u0)[-1] == seen(model, u2)[-1]
+    assert (u0, Hook('leader-deposed'), 'the charm has no such hook') in model.skipped
+    model.set_config(**{'try-leader-set': True})
+    model.settle()
+    assert model.leader_settings == {'leader': u1, 'tried': u1}
+    assert seen(model, u0)[-1] == ['leader', u1]  # leader-settings-changed after the refusal
+    assert ['leader-set refused'] in seen(model, u0) and ['leader-set refused'] in seen(model, u2)
+    model.remove_unit(u1)
+    assert model.leader == u0
+    model.fail_next(u0, 'leader-elected')
+    model.run(u0, next(i for u, i, h in model.pending() if h.name == 'leader-elected'))
+    # leader-set takes effect at once: it stays although the hook failed ...
+    assert model.history[-1].ok is False
+    assert model.leader_settings == {'leader': u0, 'tried': u1}
+    assert Hook('leader-settings-changed') in [h for u, _, h in model.pending() if u == u2]
+    model.settle()  # ... and the retry writes the same, which changes nothing
+    assert model.leader_settings == {'leader': u0, 'tried': u1}
+
+
+def test_a_failed_hook_is_rolled_back_and_retried(model):
+    u0, u1 = model.add_unit(), model.add_unit()
+    model.settle()
+    model.fail_next(u0, 'update-status')
+    model.queue(u0, 'config-changed')
+    model.queue(u0, 'update-status')
+    runs = model.settle()
+    assert [(r.hook, r.ok, r.attempt) for r in runs if r.unit == u0] == [
+        ('config-changed', True, 1), ('update-status', False, 1), ('update-status', True, 2)]
+    failed = runs[1]
+    assert 'injected hook failure' in failed.error and failed.relation_written == {}
+    assert failed.calls['relation-set'] == 2  # it did write; the write was discarded
+    assert model.kv(u0)['count'] == 1 and model.bag(u0)['count'] == '1'
+    assert [(r.unit, r.hook) for r in runs[3:]] == [(u1, 'cluster-relation-changed')]
+
+
+def test_a_hook_that_keeps_failing_gives_up_loudly(probe, tmp_path):
+    with Model(probe, 'cluster', workdir=str(tmp_path), max_retries=2) as model:
+        u0 = model.add_unit()
+        model.settle()
+        model.set_config(explode=True)
+        with pytest.raises(HookRetriesExhausted) as failed:
+            model.settle()
+        assert 'explode is set' in failed.value.record.error
+        assert [r.ok for r in model.history[-3:]] == [False, False, False]
+        assert model.kv(u0)['greeting'] == 'hello'  # rolled back each time
+        model.set_config(explode=False)
+        (retried,) = model.settle()
+        assert (retried.hook, retried.ok, retried.attempt) == ('config-changed', True, 4)
+
+
+def test_config(model):
+    u0 = model.add_unit()
+    model.settle()
+    assert model.config == {'greeting': 'hello', 'explode': False, 'peek': None,
+                            'misuse': False, 'try-leader-set': False}
+    model.set_config(greeting='hello')
+    assert model.pending() == []
+    model.set_config(greeting='hi')
+    assert model.pending() == [(u0, 0, Hook('config-changed'))]
+    model.settle()
+    assert model.kv(u0)['greeting'] == 'hi' and model.bag(u0)['greeting'] == 'hi'
+    model.set_config(greeting=None)
+    assert model.config['greeting'] == 'hello'
+    with pytest.raises(ValueError):
+        model.set_config(colour='red')
+    with pytest.raises(TypeError):
+        model.set_config(explode='yes')
+
+
+def test_run_delivers_early_within_juju_guarantees_and_duplicate(model):
+    u0, u1 = model.add_unit(), model.add_unit()
+    with pytest.raises(ValueError):
+        model.run(u0, 1)  # nothing passes install
+    model.settle()
+    model.queue(u0, 'update-status')
+    model.queue(u0, 'cluster-relation-changed', remote=u1)
+    model.queue(u0, 'cluster-relation-changed', remote=u1)
+    with pytest.raises(ValueError):
+        model.run(u0, 2)  # hooks of one remote unit stay in order
+    assert model.run(u0, 1).hook == 'cluster-relation-changed'
+    model.duplicate(u0, 0)
+    assert [h.name for _, _, h in model.pending()] == ['update-status'] * 2 \
+        + ['cluster-relation-changed']
+    model.settle()
+    with pytest.raises(ValueError):
+        model.queue(u0, 'cluster-relation-joined', remote=u1)
+
+
+def test_settle_order_follows_the_seed(probe, tmp_path):
+    def order(seed):
+        with Model(probe, 'cluster', workdir=str(tmp_path), seed=seed) as model:
+            for _ in range(3):
+                model.add_unit()
+            return [(r.unit, r.hook, r.remote) for r in model.settle()]
+    assert order(1) == order(1)
+    assert order(1) != order(2)
+
+
+def test_settle_gives_up_when_hooks_keep_coming(model):
+    model.add_unit()
+    with pytest.raises(NotSettled):
+        model.settle(max_hooks=3)
+
+
+def test_relation_must_be_a_peer_relation(probe, tmp_path):
+    with pytest.raises(ValueError):
+        Model(probe, 'db', workdir=str(tmp_path))
+
+
+# -- both executors ----------------------------------------------------------------
+
+def directed_scenario(model):
+    """Few hooks (each is a process in the subprocess executor), many semantics."""
+    u0, u1 = model.add_unit(), model.add_unit()
+    for _ in range(6):  # install .. start, then -joined for u1
+        model.run(u0)
+    model.fail_next(u0, 'update-status')
+    model.queue(u0, 'update-status')
+    model.run(u0, 1)  # before the queued -changed for u1; fails at its end
+    model.run(u0)  # the retry comes first
+    model.remove_unit(u1)
+    assert model.pending()[0] == (u0, 0, Hook('cluster-relation-departed', u1, u1))
+    model.run(u0)
+    model.set_config(misuse=True)
+    with pytest.raises(UnsupportedToolCall):
+        model.run(u0)
+    return u0, u1
+
+
+def observable(model):
+    """What must not depend on the executor: everything but timing and tracebacks."""
+    def text(arg):  # temporary file names and tracebacks (paths, frames) differ
+        return 'Hook error: ...' if arg.startswith('Hook error:') else arg
+
+    def argv(args):
+        return [('<file>' if i and args[i - 1] == '--file' else text(arg))
+                for i, arg in enumerate(args)]
+    history = [(r.unit, r.hook, r.remote, r.departing, r.attempt, r.ok, dict(r.calls),
+                [argv(a) for a in r.argv], r.relation_written, r.leader_written, r.flags,
+                [(level, text(message)) for level, message in r.logs], r.unsupported)
+               for r in model.history]
+    return history, {u: (model.bag(u), model.kv(u)) for u in model.units}
+
+
+def test_executors_agree(probe, tmp_path):
+    results = []
+    for executor in EXECUTORS:
+        with Model(probe, 'cluster', executor=executor, workdir=str(tmp_path)) as model:
+            u0, u1 = directed_scenario(model)
+            assert [(r.hook, r.ok) for r in model.history][5:] == [
+                ('cluster-relation-joined', True), ('update-status', False),
+                ('update-status', True), ('cluster-relation-departed', True),
+                ('config-changed', False)], executor
+            assert seen(model, u0)[-2:] == [
+                ['cluster-relation-joined', u1, None, [u1]],
+                ['cluster-relation-departed', u1, u1, '127.0.0.2', []]], executor
+            assert model.kv(u0)['count'] == 1 and model.bag(u0)['count'] == '1', executor
+            misuse = model.history[-1]
+            assert misuse.unsupported == [['relation-get', '--app', '-']], executor
+            assert 'CalledProcessError' in misuse.error, executor
+            results.append(observable(model))
+    assert results[0] == results[1]
