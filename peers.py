@@ -132,7 +132,7 @@ class TlsPeers(RelationBase):
         state['issued'][unit_name] = {'cert': pem, 'csr': _digest(csr), 'ca': _ca_digest()}
         self._save(state)
         if unit_name == hookenv.local_unit():
-            _deliver(pem)
+            self._deliver(pem)
         self._update_states(state)
 
     def get_signed_cert(self):
@@ -171,8 +171,13 @@ class TlsPeers(RelationBase):
             self._adopt_published_csr(state)
         named_leader = _leader_get(LEADER_KEY)
         trusted = me if _is_leader() else named_leader
+        if trusted != state['trusted']:
+            state.update(trusted=trusted, former=state['trusted'])
         remote = hookenv.remote_unit()
-        if remote and remote != trusted and hookenv.relation_id() == rid:
+        if (remote and remote not in (trusted, state['former']) and hookenv.relation_id() == rid
+                and not hookenv.hook_name().endswith('-relation-departed')):
+            # A former leader's bag keeps its answers until its next hook,
+            # and a departing unit's bag no longer matters: neither is news.
             _warn_forgeries(rid, remote, me, trusted)
         if _is_leader():
             if not state['leader']:
@@ -282,7 +287,18 @@ class TlsPeers(RelationBase):
             _warn(leader, key, error)
             return
         if pem != self.get_signed_cert():
-            _deliver(pem)
+            self._deliver(pem)
+
+    def _deliver(self, pem):
+        """Store this unit's new certificate and raise ``signed certificate
+        available`` anew: handlers on it run again in this hook even when it
+        was already raised (renewal, new CA, a leader answering itself)."""
+        me = hookenv.local_unit()
+        unitdata.kv().set(KV_CERT.format(me), pem)
+        unitdata.kv().set(KV_SERVER_CERT, pem)
+        hookenv.log(f'interface-tls: certificate for {me} delivered', hookenv.INFO)
+        self._toggle(CERT_AVAILABLE, False)
+        self._toggle(CERT_AVAILABLE, True)
 
     def _pending(self, state):
         """The leader's CSRs not yet answered under the current CA."""
@@ -335,7 +351,8 @@ class TlsPeers(RelationBase):
         return hookenv.relation_get(rid=self._relation_id(), unit=hookenv.local_unit()) or {}
 
     def _state(self):
-        state = {'csr': None, 'previous': None, 'leader': False, 'issued': {}}
+        state = {'csr': None, 'previous': None, 'leader': False, 'issued': {},
+                 'trusted': None, 'former': None}
         state.update(unitdata.kv().get(KV_STATE.format(self.relation_name), {}))
         return state
 
@@ -404,13 +421,6 @@ def _warn_forgeries(rid, remote, me, leader):
     for key in (CERT_KEY.format(me), CSR_DIGEST_KEY.format(me), CA_KEY):
         if bag.get(key):
             _warn(remote, key, f'only the leader ({leader}) publishes certificates')
-
-
-def _deliver(pem):
-    me = hookenv.local_unit()
-    unitdata.kv().set(KV_CERT.format(me), pem)
-    unitdata.kv().set(KV_SERVER_CERT, pem)
-    hookenv.log(f'interface-tls: certificate for {me} delivered', hookenv.INFO)
 
 
 def _warn(unit, key, reason):

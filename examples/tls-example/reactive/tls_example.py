@@ -62,6 +62,17 @@ def sign_csrs(tls):
 
 
 @when('signed certificate available')
+def publish_current_ca(tls):
+    """Leader: keep the CA of the current ca-generation published.
+
+    Bumping ca-generation makes ensure_ca() create a new CA; publishing it
+    makes the layer ask for every certificate again, under the new CA.
+    """
+    if hookenv.is_leader():
+        tls.set_ca(pem(ensure_ca()[1]))
+
+
+@when('signed certificate available')
 def install_certificate(tls):
     """Write cert.pem/ca.pem for the key they belong to, or re-key first.
 
@@ -170,8 +181,10 @@ def ensure_ca():
     readable by every unit of the application, so every unit could read this
     CA key. A real charm might keep it in a secrets store (Juju secrets, Vault).
     """
-    key_pem, cert_pem = hookenv.leader_get('ca-key'), hookenv.leader_get('ca-cert')
-    if key_pem and cert_pem:
+    settings = hookenv.leader_get()
+    key_pem, cert_pem = settings.get('ca-key'), settings.get('ca-cert')
+    generation = str(hookenv.config('ca-generation'))
+    if key_pem and cert_pem and settings.get('ca-generation') == generation:
         return (serialization.load_pem_private_key(key_pem.encode(), password=None),
                 x509.load_pem_x509_certificate(cert_pem.encode()))
     key = ec.generate_private_key(ec.SECP256R1())
@@ -198,6 +211,7 @@ def ensure_ca():
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption()).decode(),
         'ca-cert': pem(cert),
+        'ca-generation': generation,
     })
     return key, cert
 
