@@ -203,15 +203,13 @@ class TlsPeers(RelationBase):
         rid = self._relation_id()
         if rid is None:
             return
-        me = hookenv.local_unit()
         state = self._state()
         wanted = {CSR_KEY: state['csr']}
         if _is_leader():
             wanted[CA_KEY] = unitdata.kv().get(KV_CA)
             for unit, record in state['issued'].items():
-                if unit != me:
-                    wanted[CERT_KEY.format(unit)] = record['cert']
-                    wanted[CSR_DIGEST_KEY.format(unit)] = record['csr']
+                wanted[CERT_KEY.format(unit)] = record['cert']
+                wanted[CSR_DIGEST_KEY.format(unit)] = record['csr']
         bag = self._own_bag()
         changes = {key: value for key, value in wanted.items() if (bag.get(key) or None) != value}
         changes.update({key: None for key in bag if _is_layer_key(key) and key not in wanted})
@@ -270,16 +268,23 @@ class TlsPeers(RelationBase):
     def _accept(self, state, leader, certificate, digest):
         """Deliver the leader's certificate if it answers this unit's current
         CSR and carries the CSR's public key."""
-        key = CERT_KEY.format(hookenv.local_unit())
+        me = hookenv.local_unit()
+        key, digest_key = CERT_KEY.format(me), CSR_DIGEST_KEY.format(me)
         if not state['csr']:
             _warn(leader, key, 'this unit has published no CSR')
+            return
+        if digest is None:
+            _warn(leader, key, f'no {digest_key} binds it to a CSR')
+            return
+        if certificate is None:
+            _warn(leader, digest_key, f'there is no {key} next to it')
             return
         if digest != _digest(state['csr']):
             if digest == state['previous']:
                 hookenv.log(f'interface-tls: {key} from {leader} answers the previous CSR;'
                             ' waiting for the current one', hookenv.DEBUG)
             else:
-                _warn(leader, key, f"its CSR digest {digest!r} is not the digest of this unit's CSR")
+                _warn(leader, digest_key, "it is not the digest of this unit's CSR")
             return
         try:
             pem = _checked_cert(certificate, state['csr'])

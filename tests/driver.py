@@ -1,0 +1,364 @@
+"""A driver charm for the layer's unit tests, and the test-side API to steer it.
+
+Tests of the layer go through the real framework: a hook file calls
+``charms.reactive.main()``, which loads the repository's ``peers.py`` from
+``hooks/relations/tls/`` and dispatches real handlers written as
+``@when('sign certificate signing request') def sign(tls)``, over real
+unitdata; jujusim's in-process executor answers the hook tools from relation
+data the test controls (``model.poke``, ``model.poke_leader_settings``).
+
+The charm is assembled in a temporary directory without charm-tools (a few
+files, so every test can have its own). Its handlers do what the unit's
+control file ``$CHARM_DIR/driver.json`` says (jujusim gives each unit its own
+copy of the charm directory):
+
+* ``create``: on ``create certificate signing request``, make an EC key
+  (kept in ``$CHARM_DIR/driver-key.pem``) and publish a CSR for it;
+* ``sign``: on ``sign certificate signing request``, publish the CA of
+  ``ca`` and answer every pending CSR with a certificate from it; on
+  ``signed certificate available``, the leader also publishes that CA, as the
+  example charm does, so that changing ``ca`` (``Driver.use_ca``) re-signs;
+* ``calls``: layer methods to call once, in the hooks phase of the next hook
+  of the given name (after the layer's reconciliation, before the state
+  handlers); each outcome is logged.
+
+Every handler run and every call outcome is appended to
+``$CHARM_DIR/driver-log.jsonl`` (a file, so that a failed hook's runs are
+seen too), which the test reads back through :class:`Driver`.
+"""
+import builtins
+import itertools
+import json
+import shutil
+import sqlite3
+import textwrap
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from e2e import pki
+from jujusim import Model
+
+CREATE = 'create certificate signing request'
+SIGN = 'sign certificate signing request'
+AVAILABLE = 'signed certificate available'
+STATES = (CREATE, SIGN, AVAILABLE)
+
+CONTROL = 'driver.json'
+LOG = 'driver-log.jsonl'
+KEY_FILE = 'driver-key.pem'
+
+REPO = Path(__file__).resolve().parent.parent
+HOOKS = ('install', 'config-changed', 'start', 'update-status', 'leader-elected',
+         'leader-settings-changed', 'upgrade-charm', 'stop')
+RELATION_HOOKS = ('created', 'joined', 'changed', 'departed')
+
+HOOK_FILE = """\
+#!/usr/bin/env python3
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'lib'))
+
+from charms.reactive import main  # noqa: E402
+
+main()
+"""
+
+REACTIVE = '''\
+"""The driver charm's handlers: behaviour from driver.json, runs logged."""
+import json
+import os
+
+import pki
+from charmhelpers.core import hookenv
+from charms.reactive import hook, when
+from charms.reactive.flags import get_flags
+from charms.reactive.relations import endpoint_from_name
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+
+def path(name):
+    return os.path.join(hookenv.charm_dir(), name)
+
+
+def control():
+    with open(path('driver.json')) as handle:
+        return json.load(handle)
+
+
+def note(kind, **fields):
+    fields.update(kind=kind, hook=hookenv.hook_name(), context=os.environ['JUJU_CONTEXT_ID'],
+                  flags=sorted(get_flags()))
+    with open(path('driver-log.jsonl'), 'a') as handle:
+        handle.write(json.dumps(fields) + '\\n')
+
+
+def note_handler(name, tls):
+    note('handler', handler=name, arg=type(tls).__name__, cert=tls.get_signed_cert(),
+         ca=tls.get_ca())
+
+
+def test_ca():
+    ca = control()['ca']
+    key = serialization.load_pem_private_key(ca['key'].encode(), password=None)
+    cert = x509.load_pem_x509_certificate(ca['cert'].encode())
+    return pki.CA(key, cert, ca['cert'])
+
+
+@hook('install', 'config-changed', 'start', 'update-status', 'leader-elected',
+      'leader-settings-changed', 'upgrade-charm', 'stop',
+      '{peers:tls}-relation-{created,joined,changed,departed}')
+def scripted_calls(*relation):
+    """Run the calls the test scripted for this hook, once. (charms.reactive
+    passes relation hooks' handlers the relation object; it is fetched below
+    for every hook alike.)"""
+    settings = control()
+    now = [c for c in settings['calls'] if c['hook'] == hookenv.hook_name()]
+    if not now:
+        return
+    settings['calls'] = [c for c in settings['calls'] if c not in now]
+    with open(path('driver.json'), 'w') as handle:
+        json.dump(settings, handle)
+    relation = hookenv.role_and_interface_to_relations('peers', 'tls')[0]
+    tls = endpoint_from_name(relation)
+    for call in now:
+        try:
+            value = getattr(tls, call['method'])(*call['args'])
+        except Exception as error:
+            note('call', id=call['id'], error=[type(error).__name__, str(error)])
+        else:
+            note('call', id=call['id'], value=value)
+
+
+@when('create certificate signing request')
+def create(tls):
+    note_handler('create', tls)
+    if control()['create']:
+        key = pki.make_key()
+        with open(path('driver-key.pem'), 'w') as handle:
+            handle.write(pki.key_pem(key))
+        tls.set_csr(pki.make_csr(key, hookenv.local_unit()))
+
+
+@when('sign certificate signing request')
+def sign(tls):
+    note_handler('sign', tls)
+    if control()['sign']:
+        ca = test_ca()
+        tls.set_ca(ca.pem)
+        pending = tls.get_csr_map()
+        for unit, csr in sorted(pending.items()):
+            tls.set_cert(unit, pki.sign(ca, csr))
+        note('signed', units=sorted(pending))
+
+
+@when('signed certificate available')
+def available(tls):
+    note_handler('available', tls)
+    if control()['sign'] and hookenv.is_leader():
+        tls.set_ca(test_ca().pem)
+'''
+
+
+def build_charm(root, relation='tls', app='drv'):
+    """Write the driver charm under ``root``; return its directory."""
+    charm = Path(root) / f'{app}-{relation}'
+    (charm / 'hooks' / 'relations' / 'tls').mkdir(parents=True)
+    (charm / 'reactive').mkdir()
+    (charm / 'lib').mkdir()
+    (charm / 'metadata.yaml').write_text(textwrap.dedent(f"""\
+        name: {app}
+        summary: drives interface-tls in tests
+        description: drives interface-tls in tests
+        peers:
+          {relation}:
+            interface: tls
+        """))
+    for name in HOOKS + tuple(f'{relation}-relation-{kind}' for kind in RELATION_HOOKS):
+        hook = charm / 'hooks' / name
+        hook.write_text(HOOK_FILE)
+        hook.chmod(0o755)
+    (charm / 'hooks' / 'relations' / '__init__.py').write_text('')
+    (charm / 'hooks' / 'relations' / 'tls' / '__init__.py').write_text('')
+    shutil.copy(str(REPO / 'peers.py'), str(charm / 'hooks' / 'relations' / 'tls' / 'peers.py'))
+    shutil.copy(str(REPO / 'tests' / 'e2e' / 'pki.py'), str(charm / 'lib' / 'pki.py'))
+    (charm / 'reactive' / 'driver.py').write_text(REACTIVE)
+    return str(charm)
+
+
+class CallError(Exception):
+    """A scripted call raised an exception that is not a builtin one."""
+
+
+class Driver:
+    """A jujusim model of the driver charm, and what the test does with it.
+
+    ``Driver(tmp_path, relation='tls', units=3)`` adds ``units`` units with
+    automatic key making and signing and settles the model. ``model`` is the
+    jujusim model; ``ca`` the test CA (``e2e.pki.CA``) the leader signs with.
+    Call ``close()`` when done.
+    """
+
+    def __init__(self, root, relation='tls', units=3, app='drv', create=True, sign=True,
+                 settle=True):
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        self.ca = pki.make_ca('driver CA')
+        self.model = Model(build_charm(root, relation, app), relation, workdir=str(root), app=app)
+        self._ids = itertools.count()
+        self.record = None  # the hook record of the last call()
+        for _ in range(units):
+            self.add_unit(create=create, sign=sign)
+        if settle:
+            self.settle()
+
+    def close(self):
+        self.model.close()
+
+    # -- the units' charm directories --------------------------------------
+
+    def charm_dir(self, unit):
+        """The unit's copy of the charm: ``$CHARM_DIR`` in its hooks (jujusim
+        makes it when the unit is added and offers no public accessor)."""
+        return Path(self.model._unit(unit).charm_dir)
+
+    def add_unit(self, create=True, sign=True):
+        """Add a unit (hooks queued, not run) with automatic behaviour as given."""
+        unit = self.model.add_unit()
+        self._write_control(unit, {'create': create, 'sign': sign, 'calls': [],
+                                   'ca': {'key': pki.key_pem(self.ca.key), 'cert': self.ca.pem}})
+        return unit
+
+    def control(self, unit, **changes):
+        """Change the unit's automatic behaviour: ``create``, ``sign``."""
+        settings = self._read_control(unit)
+        settings.update(changes)
+        self._write_control(unit, settings)
+
+    def use_ca(self, ca):
+        """Make every unit's automatic signing use ``ca`` (an ``e2e.pki.CA``) from now on."""
+        self.ca = ca
+        for unit in self.model.units:
+            self.control(unit, ca={'key': pki.key_pem(ca.key), 'cert': ca.pem})
+
+    def _read_control(self, unit):
+        return json.loads((self.charm_dir(unit) / CONTROL).read_text())
+
+    def _write_control(self, unit, settings):
+        (self.charm_dir(unit) / CONTROL).write_text(json.dumps(settings))
+
+    # -- running hooks -------------------------------------------------------
+
+    def settle(self, **kwargs):
+        """Run every queued hook (``Model.settle``); return the records."""
+        return self.model.settle(**kwargs)
+
+    def run(self, unit, hook, remote=None, calls=()):
+        """Queue ``hook`` on ``unit`` with scripted ``calls`` ((method, args)
+        pairs), run that unit's queue up to and including it, and return its
+        record. Other units run nothing."""
+        for method, args in calls:
+            self._schedule(unit, hook, method, args)
+        self.model.queue(unit, hook, remote)
+        return self.run_queued(unit)
+
+    def run_queued(self, unit):
+        """Run ``unit``'s queued hooks in order (retrying failures); return the last record."""
+        record = None
+        while any(u == unit for u, _, _ in self.model.pending()):
+            record = self.model.run(unit) or record
+        return record
+
+    def call(self, unit, method, *args, hook='update-status', remote=None):
+        """Call ``tls.<method>(*args)`` in a new ``hook`` on ``unit``.
+
+        Returns what it returned, or raises what it raised (builtin types as
+        themselves, others as :class:`CallError`). The hook's record is
+        ``self.record`` afterwards.
+        """
+        call_id = self._schedule(unit, hook, method, args)
+        self.model.queue(unit, hook, remote)
+        self.record = self.run_queued(unit)
+        assert self.record.ok, self.record.error
+        outcome = next(e for e in self.log(unit, 'call') if e['id'] == call_id)
+        if 'error' in outcome:
+            kind, message = outcome['error']
+            error = getattr(builtins, kind, None)
+            if isinstance(error, type) and issubclass(error, Exception):
+                raise error(message)
+            raise CallError(f'{kind}: {message}')
+        return outcome['value']
+
+    def _schedule(self, unit, hook, method, args):
+        call_id = next(self._ids)
+        settings = self._read_control(unit)
+        settings['calls'].append({'id': call_id, 'hook': hook, 'method': method,
+                                  'args': list(args)})
+        self._write_control(unit, settings)
+        return call_id
+
+    # -- reading what happened -------------------------------------------------
+
+    def log(self, unit, kind=None, record=None):
+        """The unit's driver log entries (of ``kind``, of the hook of ``record``)."""
+        path = self.charm_dir(unit) / LOG
+        if not path.exists():
+            return []
+        entries = [json.loads(line) for line in path.read_text().splitlines()]
+        if record is not None:
+            context = f'{record.unit}-{record.hook}-{record.seq}'
+            entries = [e for e in entries if e['context'] == context]
+        return [e for e in entries if kind is None or e['kind'] == kind]
+
+    def runs(self, unit, handler, record=None):
+        """The logged runs of one of the driver's state handlers."""
+        return [e for e in self.log(unit, 'handler', record) if e['handler'] == handler]
+
+    def results(self, record):
+        """Outcomes of the scripted calls made in the hook of ``record``."""
+        return self.log(record.unit, 'call', record)
+
+    def records(self, unit=None, since=0):
+        """Hook records from ``history[since:]`` (of ``unit``)."""
+        return [r for r in self.model.history[since:] if unit is None or r.unit == unit]
+
+    def kv(self, unit):
+        """The unit's unitdata that belongs to the layer (flags and framework keys left out)."""
+        return {key: value for key, value in self.model.kv(unit).items()
+                if key.startswith(('interface-tls.', 'tls.')) or key.endswith('_signed_certificate')}
+
+    def cert(self, unit):
+        """The unit's certificate as the layer stored it, or None."""
+        return self.model.kv(unit).get(f'{unit}_signed_certificate')
+
+    def flags(self, unit):
+        """Which of the layer's three states are raised on ``unit``."""
+        return self.model.flags(unit) & set(STATES)
+
+    def key(self, unit):
+        """The private key the unit's ``create`` handler (or ``rekey``) made last."""
+        return serialization.load_pem_private_key(
+            (self.charm_dir(unit) / KEY_FILE).read_bytes(), password=None)
+
+    # -- changing a unit from the test -------------------------------------------
+
+    def rekey(self, unit, hook='config-changed'):
+        """Give ``unit`` a new key and publish a CSR for it from ``hook``; return the CSR."""
+        key = pki.make_key()
+        csr = pki.make_csr(key, unit)
+        self.call(unit, 'set_csr', csr, hook=hook)
+        (self.charm_dir(unit) / KEY_FILE).write_text(pki.key_pem(key))
+        return csr
+
+    def write_kv(self, unit, values):
+        """Write the unit's unitdata between hooks (None deletes), as an
+        earlier charm version (say, the original layer) left it."""
+        with sqlite3.connect(str(self.charm_dir(unit) / '.unit-state.db')) as conn:
+            for key, value in values.items():
+                if value is None:
+                    conn.execute('delete from kv where key = ?', (key,))
+                else:
+                    conn.execute('insert or replace into kv (key, data) values (?, ?)',
+                                 (key, json.dumps(value)))
+        conn.close()

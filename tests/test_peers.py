@@ -1,0 +1,574 @@
+"""Unit tests of the layer's states, methods, unitdata and wire format.
+
+Every test runs the layer for real inside the driver charm (tests/driver.py):
+real ``charms.reactive.main()`` dispatch, real handlers taking the relation
+object, real unitdata, with jujusim answering the hook tools. Test names say
+the rule they check, so that README.md can cite them.
+"""
+import hashlib
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from driver import AVAILABLE, CREATE, SIGN, Driver
+from e2e import pki
+
+JUJU_KEYS = {'private-address', 'ingress-address', 'egress-subnets'}
+GLOBAL_CONVERSATION = 'reactive.conversations.{}.global'
+
+
+@pytest.fixture
+def make(tmp_path):
+    """Driver factory; every driver made is closed after the test."""
+    made = []
+
+    def factory(**kwargs):
+        drv = Driver(tmp_path / str(len(made)), **kwargs)
+        made.append(drv)
+        return drv
+    yield factory
+    for drv in made:
+        drv.close()
+
+
+def relation_sets(record):
+    """The relation-set calls of a hook, without charmhelpers' --help probes."""
+    return [argv for argv in record.argv if argv[0] == 'relation-set' and argv[1:] != ['--help']]
+
+
+def csr_digest(csr_pem):
+    der = x509.load_pem_x509_csr(csr_pem.encode()).public_bytes(serialization.Encoding.DER)
+    return hashlib.sha256(der).hexdigest()
+
+
+def public_key(pem):
+    return pki.public_der(x509.load_pem_x509_certificate(pem.encode()).public_key())
+
+
+def belongs_to_key(drv, unit, cert_pem):
+    return public_key(cert_pem) == pki.public_der(drv.key(unit).public_key())
+
+
+def issued_by(ca, cert_pem):
+    return pki.verify_signature(ca.cert, x509.load_pem_x509_certificate(cert_pem.encode()))
+
+
+def delivered(records):
+    return [(r.unit, r.hook) for r in records for level, message in r.logs
+            if 'interface-tls: certificate for' in message and 'delivered' in message]
+
+
+# -- create certificate signing request ---------------------------------------
+
+def test_create_raised_on_relation_created_for_a_lone_unit(make):
+    drv = make(units=1, create=False)
+    flags_by_hook = [(r.hook, CREATE in r.flags) for r in drv.records('drv/0')]
+    assert flags_by_hook[:2] == [('install', False), ('tls-relation-created', True)]
+    first = drv.runs('drv/0', 'create')[0]
+    assert (first['hook'], first['arg']) == ('tls-relation-created', 'TlsPeers')
+
+
+def test_create_stays_raised_while_the_charm_does_not_call_set_csr(make):
+    drv = make(units=1, create=False)
+    drv.run('drv/0', 'update-status')
+    hooks = [run['hook'] for run in drv.runs('drv/0', 'create')]
+    assert hooks == ['tls-relation-created', 'leader-elected', 'config-changed', 'start',
+                     'update-status']
+    assert drv.flags('drv/0') == {CREATE}
+
+
+def test_set_csr_clears_create(make):
+    drv = make(units=1, create=False, sign=False)
+    drv.call('drv/0', 'set_csr', pki.make_csr(pki.make_key(), 'drv/0'), hook='config-changed')
+    assert CREATE not in drv.record.flags
+    assert drv.runs('drv/0', 'create', drv.record) == []
+    assert drv.model.bag('drv/0')['csr'].startswith('-----BEGIN CERTIFICATE REQUEST-----')
+
+
+# -- sign certificate signing request -----------------------------------------
+
+def test_sign_raised_on_a_lone_leader_for_its_own_csr(make):
+    drv = make(units=1, sign=False)
+    assert drv.flags('drv/0') == {SIGN}
+    assert list(drv.call('drv/0', 'get_csr_map')) == ['drv/0']
+
+
+def test_sign_raised_only_on_the_leader(make):
+    drv = make(units=3, sign=False)
+    assert drv.flags('drv/0') == {SIGN}
+    assert drv.flags('drv/1') == drv.flags('drv/2') == set()
+    assert drv.runs('drv/1', 'sign') == drv.runs('drv/2', 'sign') == []
+    assert sorted(drv.call('drv/0', 'get_csr_map')) == ['drv/0', 'drv/1', 'drv/2']
+
+
+def test_sign_cleared_once_every_pending_csr_is_answered(make):
+    drv = make(units=3, sign=False)
+    csrs = drv.call('drv/0', 'get_csr_map')
+    answers = [('set_cert', [unit, pki.sign(drv.ca, csrs[unit])]) for unit in ('drv/0', 'drv/1')]
+    record = drv.run('drv/0', 'update-status', calls=answers + [('get_csr_map', [])])
+    assert SIGN in record.flags
+    assert list(drv.results(record)[-1]['value']) == ['drv/2']
+    record = drv.run('drv/0', 'update-status',
+                     calls=[('set_cert', ['drv/2', pki.sign(drv.ca, csrs['drv/2'])])])
+    assert SIGN not in record.flags
+    assert drv.call('drv/0', 'get_csr_map') == {}
+
+
+def test_sign_not_raised_when_every_csr_is_answered(make):
+    drv = make(units=3)
+    assert drv.flags('drv/0') == {AVAILABLE}
+    drv.run('drv/0', 'update-status')
+    assert drv.runs('drv/0', 'sign', drv.model.history[-1]) == []
+
+
+def test_sign_raised_again_after_a_follower_rekeys(make):
+    drv = make(units=3)
+    drv.control('drv/0', sign=False)
+    csr = drv.rekey('drv/1')
+    drv.settle()
+    assert drv.flags('drv/0') == {SIGN, AVAILABLE}
+    assert drv.call('drv/0', 'get_csr_map') == {'drv/1': csr}
+    drv.control('drv/0', sign=True)
+    drv.run('drv/0', 'update-status')
+    drv.settle()
+    assert SIGN not in drv.flags('drv/0')
+    assert belongs_to_key(drv, 'drv/1', drv.cert('drv/1'))
+
+
+def test_set_ca_with_the_same_ca_changes_nothing(make):
+    drv = make(units=3)
+    drv.control('drv/0', sign=False)
+    drv.call('drv/0', 'set_ca', drv.ca.pem)
+    assert SIGN not in drv.record.flags
+    assert relation_sets(drv.record) == []
+
+
+def test_set_ca_with_a_different_ca_makes_every_csr_pending(make):
+    drv = make(units=3)
+    drv.control('drv/0', sign=False)
+    other = pki.make_ca('other CA')
+    drv.call('drv/0', 'set_ca', other.pem)
+    assert SIGN in drv.record.flags
+    assert drv.record.relation_written == {'ca': other.pem}
+    assert sorted(drv.call('drv/0', 'get_csr_map')) == ['drv/0', 'drv/1', 'drv/2']
+    drv.settle()
+    assert drv.call('drv/1', 'get_ca') == other.pem
+
+
+def test_new_ca_gets_every_unit_a_certificate_from_it(make):
+    drv = make(units=3)
+    other = pki.make_ca('other CA')
+    drv.use_ca(other)
+    drv.run('drv/0', 'update-status')
+    drv.settle()
+    for unit in drv.model.units:
+        assert issued_by(other, drv.cert(unit)) and belongs_to_key(drv, unit, drv.cert(unit))
+        assert drv.call(unit, 'get_ca') == other.pem
+
+
+def test_set_ca_refuses_a_non_leader_and_non_certificates(make):
+    drv = make(units=2)
+    with pytest.raises(ValueError, match='only the leader'):
+        drv.call('drv/1', 'set_ca', drv.ca.pem)
+    with pytest.raises(ValueError):
+        drv.call('drv/0', 'set_ca', drv.model.bag('drv/1')['csr'])
+    assert drv.call('drv/0', 'get_ca') == drv.ca.pem
+
+
+def test_csr_left_pending_at_failover_is_signed_by_the_new_leader(make):
+    drv = make(units=3)
+    drv.control('drv/0', sign=False)
+    drv.rekey('drv/2')
+    drv.settle()
+    assert 'drv/2' in drv.call('drv/0', 'get_csr_map')
+    drv.model.remove_unit('drv/0')
+    records = drv.settle()
+    assert drv.model.leader == 'drv/1'
+    signed = [e['units'] for r in records for e in drv.log('drv/1', 'signed', r)]
+    assert signed and 'drv/2' in signed[0]
+    assert belongs_to_key(drv, 'drv/2', drv.cert('drv/2'))
+    assert drv.flags('drv/1') == {AVAILABLE}
+    assert drv.model.leader_settings['tls-leader'] == 'drv/1'
+
+
+def test_new_leader_inherits_answers_when_leadership_moves_between_live_units(make):
+    drv = make(units=3)
+    certs = {unit: drv.cert(unit) for unit in drv.model.units}
+    old_bag = drv.model.bag('drv/0')
+    drv.model.move_leader('drv/1')
+    records = drv.settle()
+    assert [unit for unit, _ in delivered(records) if unit != 'drv/0'] == []
+    assert drv.cert('drv/1') == certs['drv/1'] and drv.cert('drv/2') == certs['drv/2']
+    assert [e['units'] for r in records for e in drv.log('drv/1', 'signed', r)] in ([], [['drv/0']])
+    new_bag = drv.model.bag('drv/1')
+    for key in ('ca', 'drv/2_signed_certificate', 'drv/2_csr_sha256'):
+        assert new_bag[key] == old_bag[key]
+
+
+def test_ex_leader_keeps_its_certificate_when_leadership_moves(make):
+    drv = make(units=2)
+    cert = drv.cert('drv/0')
+    drv.model.move_leader('drv/1')
+    records = drv.settle()
+    assert delivered(records) == []
+    assert drv.cert('drv/0') == cert
+
+
+def test_ex_leader_removes_its_leader_keys(make):
+    drv = make(units=3)
+    drv.model.move_leader('drv/1')
+    drv.settle()
+    assert set(drv.model.bag('drv/0')) == JUJU_KEYS | {'csr'}
+
+
+# -- signed certificate available ---------------------------------------------
+
+def test_available_raised_on_delivery(make):
+    drv = make(units=2, sign=False)
+    assert drv.flags('drv/1') == set()
+    drv.control('drv/0', sign=True)
+    drv.run('drv/0', 'update-status')
+    drv.settle()
+    first = [r for r in drv.records('drv/1') if AVAILABLE in r.flags][0]
+    assert (first.hook, first.remote) == ('tls-relation-changed', 'drv/0')
+    run = drv.runs('drv/1', 'available', first)[0]
+    assert run['cert'] == drv.cert('drv/1') and belongs_to_key(drv, 'drv/1', run['cert'])
+    assert run['ca'] == drv.ca.pem
+
+
+def test_available_cleared_on_rekey_until_the_new_certificate(make):
+    drv = make(units=2)
+    drv.control('drv/0', sign=False)
+    drv.rekey('drv/1')
+    assert AVAILABLE not in drv.record.flags
+    drv.settle()
+    assert drv.flags('drv/1') == set()
+    assert drv.call('drv/1', 'get_signed_cert') is None
+    drv.control('drv/0', sign=True)
+    drv.run('drv/0', 'update-status')
+    drv.settle()
+    assert drv.flags('drv/1') == {AVAILABLE}
+    assert belongs_to_key(drv, 'drv/1', drv.call('drv/1', 'get_signed_cert'))
+
+
+def test_rekey_removes_the_old_certificate_from_unitdata(make):
+    drv = make(units=2)
+    drv.control('drv/0', sign=False)
+    assert {'drv/1_signed_certificate', 'tls.server.certificate'} <= set(drv.kv('drv/1'))
+    drv.rekey('drv/1')
+    assert set(drv.kv('drv/1')) == {'interface-tls.tls', 'tls.ca.certificate'}
+
+
+def test_available_handler_runs_again_on_redelivery(make):
+    drv = make(units=2)
+    renewed = pki.sign(drv.ca, drv.model.bag('drv/1')['csr'])
+    drv.call('drv/0', 'set_cert', 'drv/1', renewed)
+    records = drv.settle()
+    record = [r for r in records if r.unit == 'drv/1' and r.hook == 'tls-relation-changed'][0]
+    assert [run['cert'] for run in drv.runs('drv/1', 'available', record)] == [renewed]
+    assert drv.cert('drv/1') == renewed
+
+
+def test_available_handler_runs_again_in_the_hook_where_the_leader_signs_itself(make):
+    drv = make(units=1)
+    other = pki.make_ca('other CA')
+    drv.use_ca(other)
+    record = drv.run('drv/0', 'update-status')
+    runs = drv.runs('drv/0', 'available', record)
+    assert len(runs) == 2
+    assert not issued_by(other, runs[0]['cert']) and issued_by(other, runs[1]['cert'])
+
+
+# -- get_csr_map ----------------------------------------------------------------
+
+def test_get_csr_map_lists_exactly_the_pending_csrs(make):
+    drv = make(units=3, sign=False)
+    csrs = {unit: drv.model.bag(unit)['csr'] for unit in drv.model.units}
+    assert drv.call('drv/0', 'get_csr_map') == csrs
+    drv.call('drv/0', 'set_cert', 'drv/1', pki.sign(drv.ca, csrs['drv/1']))
+    del csrs['drv/1']
+    assert drv.call('drv/0', 'get_csr_map') == csrs
+
+
+def test_get_csr_map_omits_invalid_csrs(make):
+    drv = make(units=3, sign=False)
+    drv.model.poke('drv/2', {'csr': 'not a CSR'})
+    drv.settle()
+    assert sorted(drv.call('drv/0', 'get_csr_map')) == ['drv/0', 'drv/1']
+
+
+def test_get_csr_map_omits_departed_units(make):
+    drv = make(units=3, sign=False)
+    drv.model.remove_unit('drv/2')
+    drv.settle()
+    assert sorted(drv.call('drv/0', 'get_csr_map')) == ['drv/0', 'drv/1']
+
+
+def test_get_csr_map_is_empty_on_a_follower(make):
+    drv = make(units=3, sign=False)
+    assert drv.call('drv/1', 'get_csr_map') == {}
+
+
+def test_departed_unit_leaves_the_leaders_bag(make):
+    drv = make(units=3)
+    assert {'drv/2_signed_certificate', 'drv/2_csr_sha256'} <= set(drv.model.bag('drv/0'))
+    drv.model.remove_unit('drv/2')
+    drv.settle()
+    assert not [key for key in drv.model.bag('drv/0') if key.startswith('drv/2')]
+    assert drv.call('drv/0', 'get_csr_map') == {}
+
+
+# -- set_cert -------------------------------------------------------------------
+
+def test_set_cert_refuses_a_non_leader(make):
+    drv = make(units=2, sign=False)
+    cert = pki.sign(drv.ca, drv.model.bag('drv/1')['csr'])
+    with pytest.raises(ValueError, match='only the leader'):
+        drv.call('drv/1', 'set_cert', 'drv/1', cert)
+
+
+def test_set_cert_refuses_an_unknown_unit(make):
+    drv = make(units=2, sign=False)
+    cert = pki.sign(drv.ca, drv.model.bag('drv/1')['csr'])
+    with pytest.raises(ValueError, match='no valid CSR'):
+        drv.call('drv/0', 'set_cert', 'drv/9', cert)
+
+
+@pytest.mark.parametrize('what', ['csr', 'text', 'private key'])
+def test_set_cert_refuses_pem_that_is_not_a_certificate(make, what):
+    drv = make(units=2, sign=False)
+    value = {'csr': drv.model.bag('drv/1')['csr'], 'text': 'a certificate',
+             'private key': pki.key_pem(pki.make_key())}[what]
+    with pytest.raises(ValueError):
+        drv.call('drv/0', 'set_cert', 'drv/1', value)
+    assert 'drv/1' in drv.call('drv/0', 'get_csr_map')
+
+
+def test_set_cert_refuses_a_certificate_for_another_key(make):
+    drv = make(units=2, sign=False)
+    csr = drv.model.bag('drv/1')['csr']
+    cert = pki.sign(drv.ca, csr, public_key=pki.make_key().public_key())
+    with pytest.raises(ValueError, match='public key'):
+        drv.call('drv/0', 'set_cert', 'drv/1', cert)
+    assert relation_sets(drv.record) == []
+    assert 'drv/1' in drv.call('drv/0', 'get_csr_map')
+
+
+def test_set_cert_delivers_the_leaders_own_certificate_locally(make):
+    drv = make(units=2, sign=False)
+    cert = pki.sign(drv.ca, drv.model.bag('drv/0')['csr'])
+    record = drv.run('drv/0', 'update-status',
+                     calls=[('set_cert', ['drv/0', cert]), ('get_signed_cert', [])])
+    assert drv.results(record)[-1]['value'] == cert
+    assert AVAILABLE in record.flags
+    assert drv.kv('drv/0')['drv/0_signed_certificate'] == cert
+    # Delivered in the hook that signed it; the bag holds it only so that a
+    # successor leader can carry the answer over.
+    assert drv.model.bag('drv/0')['drv/0_signed_certificate'] == cert
+
+
+def test_set_cert_publishes_all_answers_of_a_hook_in_one_relation_set(make):
+    drv = make(units=3, sign=False)
+    csrs = drv.call('drv/0', 'get_csr_map')
+    record = drv.run('drv/0', 'update-status', calls=[
+        ('set_cert', [unit, pki.sign(drv.ca, csr)]) for unit, csr in sorted(csrs.items())])
+    assert len(relation_sets(record)) == 1
+    assert {'drv/1_signed_certificate', 'drv/1_csr_sha256', 'drv/2_signed_certificate',
+            'drv/2_csr_sha256'} <= set(record.relation_written)
+
+
+# -- get_signed_cert ------------------------------------------------------------
+
+def test_get_signed_cert_is_none_before_delivery(make):
+    drv = make(units=2, sign=False)
+    assert drv.call('drv/1', 'get_signed_cert', hook='config-changed') is None
+
+
+@pytest.mark.parametrize('hook', ['config-changed', 'update-status', 'leader-settings-changed'])
+def test_get_signed_cert_in_any_hook(make, hook):
+    drv = make(units=2)
+    assert drv.call('drv/1', 'get_signed_cert', hook=hook) == drv.cert('drv/1')
+    assert belongs_to_key(drv, 'drv/1', drv.cert('drv/1'))
+
+
+# -- set_csr ----------------------------------------------------------------------
+
+BAD_CSRS = {
+    'not PEM': lambda csr, key: 'hello',
+    'two CSRs': lambda csr, key: csr + csr,
+    'a certificate': lambda csr, key: pki.make_ca().pem,
+    'CSR and private key': lambda csr, key: csr + pki.key_pem(key),
+    'private key': lambda csr, key: pki.key_pem(key),
+}
+
+
+@pytest.mark.parametrize('case', sorted(BAD_CSRS))
+def test_set_csr_refuses_bad_input_and_changes_nothing(make, case):
+    drv = make(units=2)
+    key = pki.make_key()
+    bad = BAD_CSRS[case](pki.make_csr(key, 'drv/1'), key)
+    bag, kv, flags = drv.model.bag('drv/1'), drv.kv('drv/1'), drv.flags('drv/1')
+    with pytest.raises(ValueError):
+        drv.call('drv/1', 'set_csr', bad)
+    assert relation_sets(drv.record) == []
+    assert (drv.model.bag('drv/1'), drv.kv('drv/1'), drv.flags('drv/1')) == (bag, kv, flags)
+
+
+REFORMATTED = {
+    'no trailing newline': lambda pem: pem.rstrip('\n'),
+    'extra trailing newlines': lambda pem: pem + '\n\n',
+    'CRLF line breaks': lambda pem: pem.replace('\n', '\r\n'),
+    'one-line base64': lambda pem: '\n'.join(
+        [pem.splitlines()[0], ''.join(pem.splitlines()[1:-1]), pem.splitlines()[-1]]),
+}
+
+
+@pytest.mark.parametrize('case', sorted(REFORMATTED))
+def test_set_csr_with_the_same_csr_reformatted_changes_nothing(make, case):
+    drv = make(units=2)
+    csr, kv = drv.model.bag('drv/1')['csr'], drv.kv('drv/1')
+    drv.call('drv/1', 'set_csr', REFORMATTED[case](csr))
+    assert relation_sets(drv.record) == []
+    assert drv.kv('drv/1') == kv
+    assert AVAILABLE in drv.record.flags
+
+
+@pytest.mark.parametrize('unit', ['drv/0', 'drv/1'])
+def test_rekey_from_config_changed(make, unit):
+    """The original layer failed here with 'Unable to determine default scope'."""
+    drv = make(units=2)
+    csr = drv.rekey(unit, hook='config-changed')
+    assert drv.record.ok and drv.record.relation_written['csr'] == csr
+    drv.settle()
+    assert belongs_to_key(drv, unit, drv.cert(unit))
+    assert drv.flags(unit) == {AVAILABLE}
+
+
+# -- handlers, unitdata and wire format -------------------------------------------
+
+@pytest.mark.parametrize('hook', ['config-changed', 'update-status', 'start'])
+def test_handlers_with_a_tls_argument_run_in_non_relation_hooks(make, hook):
+    drv = make(units=1, sign=False)
+    drv.add_unit(create=False)
+    drv.settle()
+    for unit, handler in (('drv/0', 'sign'), ('drv/1', 'create')):
+        record = drv.run(unit, hook)
+        assert [run['arg'] for run in drv.runs(unit, handler, record)] == ['TlsPeers']
+    drv.call('drv/1', 'set_csr', pki.make_csr(pki.make_key(), 'drv/1'))
+    drv.control('drv/0', sign=True)
+    drv.settle()
+    record = drv.run('drv/1', hook)
+    assert [run['arg'] for run in drv.runs('drv/1', 'available', record)] == ['TlsPeers']
+
+
+def test_handlers_with_a_tls_argument_run_in_leader_elected(make):
+    drv = make(units=2)
+    drv.model.move_leader('drv/1')
+    drv.settle()
+    record = [r for r in drv.records('drv/1') if r.hook == 'leader-elected'][-1]
+    assert [run['arg'] for run in drv.runs('drv/1', 'available', record)] == ['TlsPeers']
+
+
+def test_unitdata_keys(make):
+    drv = make(units=3)
+    for unit in drv.model.units:
+        kv = drv.kv(unit)
+        assert set(kv) == {f'{unit}_signed_certificate', 'tls.server.certificate',
+                           'tls.ca.certificate', 'interface-tls.tls'}
+        assert kv[f'{unit}_signed_certificate'] == kv['tls.server.certificate']
+        assert kv['tls.ca.certificate'] == drv.ca.pem
+        cert = kv['tls.server.certificate']
+        assert issued_by(drv.ca, cert) and belongs_to_key(drv, unit, cert)
+
+
+def test_wire_format(make):
+    drv = make(units=3)
+    followers = ('drv/1', 'drv/2')
+    for unit in followers:
+        assert set(drv.model.bag(unit)) == JUJU_KEYS | {'csr'}
+    leader = drv.model.bag('drv/0')
+    expected = {'csr', 'ca'}
+    for unit in ('drv/0',) + followers:
+        expected |= {f'{unit}_signed_certificate', f'{unit}_csr_sha256'}
+        assert leader[f'{unit}_csr_sha256'] == csr_digest(drv.model.bag(unit)['csr'])
+        assert leader[f'{unit}_signed_certificate'] == drv.cert(unit)
+    assert set(leader) == JUJU_KEYS | expected
+    assert leader['ca'] == drv.ca.pem
+    assert drv.model.leader_settings == {'tls-leader': 'drv/0'}
+
+
+def test_settled_update_status_writes_nothing(make):
+    drv = make(units=3)
+    for unit in drv.model.units:
+        record = drv.run(unit, 'update-status')
+        assert record.calls['relation-set'] == record.calls['leader-set'] == 0
+        assert record.relation_written == record.leader_written == {}
+
+
+def test_follower_hook_tool_calls_do_not_grow_with_the_number_of_units(make):
+    argv = []
+    for units in (3, 6):
+        drv = make(units=units)
+        status = drv.run('drv/1', 'update-status')
+        changed = drv.run('drv/1', 'tls-relation-changed', remote='drv/0')
+        argv.append((status.argv, changed.argv))
+    assert argv[0] == argv[1]
+
+
+def test_a_relation_named_cluster_works(make):
+    drv = make(units=3, relation='cluster')
+    for unit in drv.model.units:
+        assert drv.flags(unit) == {AVAILABLE}
+        assert belongs_to_key(drv, unit, drv.cert(unit))
+        assert 'interface-tls.cluster' in drv.kv(unit)
+    assert {'drv/1_signed_certificate', 'drv/2_csr_sha256'} <= set(drv.model.bag('drv/0'))
+    value = drv.model.kv('drv/1')['reactive.states.' + AVAILABLE]
+    assert value == {'relation': 'cluster', 'conversations': [GLOBAL_CONVERSATION.format('cluster')]}
+
+
+# -- upgrade from the original layer -------------------------------------------------
+
+def old_flag(peer):
+    """A flag as the original layer left it: bound to one peer's conversation."""
+    return {'relation': 'tls', 'conversations': [f'reactive.conversations.tls:0.{peer}']}
+
+
+def test_upgrade_adopts_a_csr_published_by_the_original_layer(make):
+    drv = make(units=2)
+    bag, cert = drv.model.bag('drv/1'), drv.cert('drv/1')
+    drv.write_kv('drv/1', {'interface-tls.tls': None,
+                           'reactive.states.' + CREATE: old_flag('drv/0'),
+                           'reactive.states.' + AVAILABLE: old_flag('drv/0')})
+    record = drv.run('drv/1', 'upgrade-charm')
+    assert record.ok
+    assert drv.runs('drv/1', 'create', record) == []
+    assert relation_sets(record) == [] and drv.model.bag('drv/1') == bag
+    assert drv.flags('drv/1') == {AVAILABLE}
+    assert [run['cert'] for run in drv.runs('drv/1', 'available', record)] == [cert]
+    assert drv.model.kv('drv/1')['interface-tls.tls']['csr'] == bag['csr']
+
+
+def test_upgrade_replaces_flags_bound_to_other_conversations(make):
+    drv = make(units=2, sign=False)
+    drv.write_kv('drv/0', {'reactive.states.' + SIGN: old_flag('drv/1')})
+    record = drv.run('drv/0', 'upgrade-charm', calls=[('get_csr_map', [])])
+    assert record.ok
+    assert sorted(drv.results(record)[0]['value']) == ['drv/0', 'drv/1']
+    assert [run['arg'] for run in drv.runs('drv/0', 'sign', record)] == ['TlsPeers']
+    value = drv.model.kv('drv/0')['reactive.states.' + SIGN]
+    assert value == {'relation': 'tls', 'conversations': [GLOBAL_CONVERSATION.format('tls')]}
+
+
+def test_answer_to_the_previous_csr_is_not_delivered(make):
+    drv = make(units=2)
+    old_csr = drv.model.bag('drv/1')['csr']
+    drv.control('drv/0', sign=False)
+    drv.rekey('drv/1')
+    drv.settle()
+    # A leader lagging behind answers the CSR that drv/1 just replaced.
+    drv.call('drv/0', 'set_ca', drv.ca.pem)
+    drv.model.poke('drv/0', {'drv/1_signed_certificate': pki.sign(drv.ca, old_csr),
+                             'drv/1_csr_sha256': csr_digest(old_csr)})
+    records = drv.settle()
+    assert drv.cert('drv/1') is None and drv.flags('drv/1') == set()
+    assert not [m for r in records for level, m in r.logs if level == 'WARNING']
