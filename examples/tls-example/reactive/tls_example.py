@@ -85,6 +85,11 @@ def install_certificate(tls):
     udir = unit_dir()
     cert = x509.load_pem_x509_certificate(cert_pem.encode())
     key_file = key_file_for(udir, cert)
+    if key_file == udir / 'key.pem' and (udir / 'key.pem.next').exists():
+        # A re-key whose hook failed: files are not rolled back with the
+        # hook, so its new key and CSR are on disk but were never published.
+        publish_csr(tls, rekey=False)
+        return
     if read_generation(udir) != hookenv.config('key-generation') or key_file is None:
         # A new CSR makes the layer clear this state until its certificate
         # arrives; meanwhile key.pem and cert.pem stay a working pair.

@@ -1,0 +1,146 @@
+"""Demo (``tox -e demo``): three units of the example charm get certificates
+from their leader, then two of them complete a mutual-TLS handshake.
+
+It builds examples/tls-example with charm-build, deploys three units on
+jujusim with real hook processes, prints what every hook did, then proves the
+result with the same checks as the end-to-end tests. The output is stable
+from run to run (keys are random, so values are described, not printed; only
+the total wall time and the certificates' expiry date vary) so that two runs
+can be diffed. Exits 1 if any check fails.
+"""
+import hashlib
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+# Run as a script, without pytest's conftest.py: make tests/ importable as it does.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from jujusim import Model  # noqa: E402
+
+from e2e import pki  # noqa: E402
+from e2e.build import build_charm  # noqa: E402
+
+UNITS = 3
+LAYER_STATES = ('create certificate signing request', 'sign certificate signing request',
+                'signed certificate available')
+LOUD = ('WARNING', 'ERROR', 'CRITICAL')
+DELIVERED = 'interface-tls: certificate for '  # the layer's INFO log on delivery
+
+
+def main():
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix='tls-demo-') as tmp:
+        print('Building examples/tls-example with charm-build (interface:tls = this checkout) ...')
+        charm = build_charm(tmp)
+        tls_dir = Path(tmp) / 'tls'
+        print(f'Deploying {UNITS} units on jujusim: every hook is a process running the built '
+              'charm;\nonly the hook tools (relation-get, leader-set ...) are simulated.\n')
+        with Model(str(charm), 'tls', executor='subprocess', workdir=tmp) as model:
+            model.set_config(**{'tls-dir': str(tls_dir)})
+            for _ in range(UNITS):
+                model.add_unit()
+            records = model.settle()
+            print_timeline(records, model.leader)
+            problems = prove(model, tls_dir, records)
+    calls = sum(sum(r.calls.values()) for r in records)
+    print(f'\n{len(records)} hooks, {calls} hook tool calls; '
+          f'wall time {time.monotonic() - started:.1f} s')
+    if problems:
+        print('\nFAILED:\n' + '\n'.join('  ' + p for p in problems))
+        return 1
+    print('All checks passed.')
+    return 0
+
+
+def print_timeline(records, leader):
+    print(f'Timeline ({leader} is the leader; values are described, not shown)')
+    digests = {}  # CSR digest -> unit, to name what a <unit>_csr_sha256 refers to
+    for r in records:
+        remote = f'  (remote {r.remote})' if r.remote else ''
+        status = '' if r.ok else '  FAILED'
+        print(f'{r.seq:3}  {r.unit:14} {r.hook}{remote}{status}')
+        states = [s for s in LAYER_STATES if s in r.flags]
+        print(f'       states     {", ".join(states) or "-"}')
+        for _, message in r.logs:
+            if message.startswith(DELIVERED) and message.endswith(' delivered'):
+                print(f'       delivered  {message[len(DELIVERED):-len(" delivered")]}\'s '
+                      'certificate, now in its unitdata')
+        for key, value in r.relation_written.items():
+            if key == 'csr' and value:
+                digests[csr_digest(value)] = r.unit
+        for label, written in (('relation', r.relation_written), ('leader', r.leader_written)):
+            if written:
+                print(f'       {label:10} ' + '\n                  '.join(
+                    f'{key} = {describe(value, digests)}' for key, value in sorted(written.items())))
+
+
+def describe(value, digests):
+    """A stable, short description of a relation or leader settings value."""
+    if value is None:
+        return '(deleted)'
+    if 'PRIVATE KEY' in value:
+        return '<private key, not shown>'
+    if value.startswith('-----BEGIN CERTIFICATE REQUEST'):
+        csr = x509.load_pem_x509_csr(value.encode())
+        return f'<CSR for {csr.subject.rfc4514_string()}>'
+    if value.startswith('-----BEGIN CERTIFICATE'):
+        cert = x509.load_pem_x509_certificate(value.encode())
+        if cert.subject == cert.issuer:
+            return f'<CA certificate {cert.subject.rfc4514_string()}>'
+        return f'<certificate for {cert.subject.rfc4514_string()}, ' \
+               f'issued by {cert.issuer.rfc4514_string()}>'
+    if value in digests:
+        return f"<SHA-256 of {digests[value]}'s CSR>"
+    return value if len(value) <= 40 else value[:37] + '...'
+
+
+def csr_digest(pem):
+    csr = x509.load_pem_x509_csr(pem.encode())
+    return hashlib.sha256(csr.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def prove(model, tls_dir, records):
+    """Print each unit's certificate and an mTLS handshake; return what failed."""
+    problems = [f'{r.unit} {r.hook} failed:\n{r.error}' for r in records if not r.ok]
+    problems += [f'{r.unit} {r.hook} logged {level}: {message}'
+                 for r in records for level, message in r.logs if level in LOUD]
+    ca = model.leader_settings['ca-cert']
+    print('\nCertificates (each checked: matches the unit\'s key.pem, chains to the CA in '
+          'leader settings, names the unit)')
+    for unit in model.units:
+        try:
+            cert = pki.check_unit(tls_dir, unit, ca_pem=ca)
+        except AssertionError as error:
+            problems.append(str(error))
+            continue
+        if 'signed certificate available' not in model.flags(unit):
+            problems.append(f'{unit}: "signed certificate available" is not raised')
+        lifetime = (pki.validity(cert)[1] - pki.validity(cert)[0]).days
+        print(f'  {unit}{" (leader)" if unit == model.leader else ""}\n'
+              f'    subject  {cert.subject.rfc4514_string()}\n'
+              f'    SANs     {", ".join(str(name) for name in pki.sans(cert))}\n'
+              f'    issuer   {cert.issuer.rfc4514_string()}\n'
+              f'    expiry   {pki.validity(cert)[1]:%Y-%m-%d} ({lifetime} days)\n'
+              '    key      cert.pem matches key.pem: yes')
+    server, client = model.leader, model.units[-1]
+    print(f'\nMutual TLS on 127.0.0.1: {server} serves, {client} connects; each side presents '
+          'its certificate\nand trusts only its own ca.pem; the client checks the host name')
+    try:
+        result = pki.mtls_handshake(tls_dir, server, client)
+    except (pki.HandshakeError, OSError) as error:  # OSError: files missing or unusable
+        problems.append(f'mTLS {server} <- {client}: {error!r}')
+    else:
+        print(f'  {result["version"]}, cipher {result["cipher"]}\n'
+              f'  server presented {result["server"]}, client presented {result["client"]}')
+        if (result['server'], result['client']) != (server, client):
+            problems.append(f'handshake peers are {result}, expected {server} and {client}')
+    return problems
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,289 @@
+"""End-to-end scenarios: the example charm, built by charm-build, on jujusim.
+
+Hooks run as real processes (the subprocess executor: one process per hook,
+fake hook tools on PATH), so what runs is the built charm's
+``hooks/relations/tls/peers.py`` exactly as a unit would run it. Every
+scenario ends the same way (:meth:`Deployment.check`): every live unit holds a
+key and a certificate for it that chains to the CA the leader published and
+names the unit, ``signed certificate available`` is raised, two units complete
+a mutual-TLS handshake, no hook failed but the injected failures and nothing
+was logged at WARNING or above but what the scenario expects.
+
+A subprocess hook costs about 0.3 s, so the scenarios on ``tls`` share one
+deployment and play one after another (3 units, 6, 5, a leader change, a
+re-key, a new CA ...). Each test still states only its own change; run alone
+(``-k``), a test first plays the scenarios listed before it in ``SHARED``.
+"""
+import hashlib
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from jujusim import Model
+
+from e2e import pki
+from e2e.build import build_charm
+
+CERT_AVAILABLE = 'signed certificate available'
+LAYER_STATES = ('create certificate signing request', 'sign certificate signing request',
+                CERT_AVAILABLE)
+LOUD = ('WARNING', 'ERROR', 'CRITICAL')
+INJECTED = 'injected hook failure'  # in the traceback of a fail_next failure
+
+
+class Deployment:
+    """A model of the example charm, and the checks every scenario ends with."""
+
+    def __init__(self, charm, relation, workdir):
+        self.model = Model(str(charm), relation, executor='subprocess', workdir=str(workdir))
+        self.tls_dir = Path(self.model.workdir) / 'tls'
+        self.model.set_config(**{'tls-dir': str(self.tls_dir)})
+        self.played = set()  # names of the SHARED scenarios played on it
+        self.mark = 0  # where the current scenario starts in the model's history
+
+    def begin(self):
+        self.mark = len(self.model.history)
+
+    def deploy(self, units):
+        for _ in range(units):
+            self.model.add_unit()
+        self.model.settle()
+
+    def records(self):
+        """The hooks run since the scenario began."""
+        return self.model.history[self.mark:]
+
+    def check(self, failed=(), warnings=()):
+        """Assert the end state every scenario must reach; return {unit: certificate}.
+
+        ``failed`` lists the (unit, hook) of injected failures, ``warnings``
+        the (unit, message) logged at WARNING or above, both in order.
+        """
+        m = self.model
+        records = self.records()
+        assert [(r.unit, r.hook) for r in records if not r.ok] == list(failed)
+        assert all(INJECTED in r.error for r in records if not r.ok)
+        assert [(r.unit, message) for r in records
+                for level, message in r.logs if level in LOUD] == list(warnings)
+        settings = m.leader_settings
+        assert settings['tls-leader'] == m.leader
+        ca = x509.load_pem_x509_certificate(settings['ca-cert'].encode())
+        certs = {}
+        for unit in m.units:
+            certs[unit] = pki.check_unit(self.tls_dir, unit, ca_pem=ca)
+            kv = m.kv(unit)
+            assert x509.load_pem_x509_certificate(kv['tls.ca.certificate'].encode()) == ca, unit
+            assert x509.load_pem_x509_certificate(
+                kv['tls.server.certificate'].encode()) == certs[unit], unit
+            assert [s for s in LAYER_STATES if s in m.flags(unit)] == [CERT_AVAILABLE], unit
+        followers = [u for u in m.units if u != m.leader]
+        published = {k[:-len('_signed_certificate')] for k in m.bag(m.leader)
+                     if k.endswith('_signed_certificate')}
+        assert set(followers) <= published <= set(m.units), \
+            f'the leader publishes certificates for {sorted(published)}, not its followers'
+        client = (followers or [m.leader])[-1]
+        result = pki.mtls_handshake(self.tls_dir, m.leader, client)
+        assert (result['server'], result['client']) == (m.leader, client)
+        return certs
+
+    def keys(self):
+        """{unit: DER of the public key in its key.pem}."""
+        return {unit: pki.public_der(serialization.load_pem_private_key(
+            (pki.unit_dir(self.tls_dir, unit) / 'key.pem').read_bytes(), None).public_key())
+            for unit in self.model.units}
+
+    def certificates(self):
+        return {unit: x509.load_pem_x509_certificate(
+            (pki.unit_dir(self.tls_dir, unit) / 'cert.pem').read_bytes())
+            for unit in self.model.units}
+
+
+@pytest.fixture(scope='module')
+def charm_for(tmp_path_factory):
+    """The built example charm for a relation name; the build is cached per session."""
+    workdir = tmp_path_factory.getbasetemp() / 'e2e-build'
+    return lambda relation='tls': build_charm(workdir, relation_name=relation)
+
+
+@pytest.fixture(scope='module')
+def shared(charm_for, tmp_path_factory):
+    deployment = Deployment(charm_for(), 'tls', tmp_path_factory.mktemp('shared'))
+    yield deployment
+    deployment.model.close()
+
+
+@pytest.fixture
+def app(request, shared):
+    """The shared deployment with every scenario before this test in SHARED played on it."""
+    for earlier in SHARED[:SHARED.index(request.function)]:
+        if earlier.__name__ not in shared.played:
+            shared.played.add(earlier.__name__)
+            shared.begin()
+            earlier(shared)
+    shared.played.add(request.function.__name__)
+    shared.begin()
+    return shared
+
+
+@pytest.fixture
+def fresh(charm_for, tmp_path):
+    """A deployment of its own, for the scenarios that cannot share."""
+    def make(relation='tls'):
+        deployment = Deployment(charm_for(relation), relation, tmp_path)
+        made.append(deployment)
+        return deployment
+    made = []
+    yield make
+    for deployment in made:
+        deployment.model.close()
+
+
+# --- scenarios on one shared deployment, in this order ----------------------
+
+def test_deploy_three_units(app):
+    app.deploy(3)
+    assert app.model.units == ['tls-example/0', 'tls-example/1', 'tls-example/2']
+    app.check()
+
+
+def test_scale_from_three_to_six(app):
+    before = app.certificates()
+    app.deploy(3)
+    assert len(app.model.units) == 6
+    after = app.check()
+    assert all(after[unit] == cert for unit, cert in before.items()), \
+        'scaling out must not re-issue the certificates of the units already there'
+
+
+def test_remove_a_follower(app):
+    m = app.model
+    leaving = m.units[-1]
+    assert leaving != m.leader
+    before = app.certificates()
+    m.remove_unit(leaving)
+    m.settle()
+    assert leaving not in m.units
+    after = app.check()
+    assert all(after[unit] == before[unit] for unit in after)
+
+
+def test_leader_leaves_while_a_csr_is_pending(app):
+    m = app.model
+    old = m.leader
+    new = m.add_unit()
+    while 'csr' not in m.bag(new):  # only the new unit's hooks: install, relation-created
+        m.run(new)
+    assert f'{new}_signed_certificate' not in m.bag(old)
+    m.remove_unit(old)
+    m.settle()
+    assert m.leader not in (old, None) and new in m.units and old not in m.units
+    app.check()
+
+
+def test_rekey_from_config_changed(app):
+    m = app.model
+    keys, certs = app.keys(), app.certificates()
+    m.set_config(**{'key-generation': m.config['key-generation'] + 1})
+    m.settle()
+    after = app.check()
+    new_keys = app.keys()
+    for unit in m.units:
+        assert new_keys[unit] != keys[unit], f'{unit} kept its key'
+        assert after[unit] != certs[unit], f'{unit} kept its certificate'
+        assert pki.public_der(after[unit].public_key()) == new_keys[unit]
+
+
+def test_ca_rotation(app):
+    m = app.model
+    old_ca, certs = m.leader_settings['ca-cert'], app.certificates()
+    m.set_config(**{'ca-generation': m.config['ca-generation'] + 1})
+    m.settle()
+    assert m.leader_settings['ca-cert'] != old_ca
+    after = app.check()  # checks every certificate against the new CA
+    assert all(after[unit] != certs[unit] for unit in m.units)
+
+
+def test_leader_move_keeps_every_certificate(app):
+    """The new leader inherits every answer, so no unit gets a new
+    certificate (and restarts its service) only because leadership moved."""
+    m = app.model
+    old = m.leader
+    certs = app.certificates()
+    m.move_leader(next(u for u in m.units if u != old))
+    m.settle()
+    after = app.check()
+    assert [u for u in m.units if after[u] != certs[u]] == [], 're-issued on a leader move'
+
+
+def test_failed_signing_hook_is_retried(app):
+    """The leader's hook that signs a follower's new CSR fails once, after
+    signing: its answer is discarded with it, and the retry signs again."""
+    m = app.model
+    follower = next(u for u in m.units if u != m.leader)
+    certs = app.certificates()
+    # A unit re-keys on its own when its key-generation file disagrees with the config.
+    (pki.unit_dir(app.tls_dir, follower) / 'key-generation').write_text('-1')
+    m.fail_next(m.leader, 'tls-relation-changed')
+    m.queue(follower, 'update-status')
+    m.settle()
+    after = app.check(failed=[(m.leader, 'tls-relation-changed')])
+    assert [r.attempt for r in app.records() if r.unit == m.leader] == [1, 2]
+    assert after[follower] != certs[follower]
+    assert all(after[unit] == certs[unit] for unit in m.units if unit != follower)
+
+
+def test_forged_certificate_from_a_follower_is_ignored(app):
+    m = app.model
+    victim, forger = [u for u in m.units if u != m.leader][:2]
+    before = app.certificates()
+    csr = x509.load_pem_x509_csr(m.bag(victim)['csr'].encode())
+    forged = pki.sign(pki.make_ca('forger CA'), csr)  # the victim's key, another CA
+    digest = hashlib.sha256(csr.public_bytes(serialization.Encoding.DER)).hexdigest()
+    cert_key, digest_key = f'{victim}_signed_certificate', f'{victim}_csr_sha256'
+    m.poke(forger, {cert_key: forged, digest_key: digest})
+    m.settle()
+    reason = f'only the leader ({m.leader}) publishes certificates'
+    after = app.check(warnings=[
+        (victim, f'interface-tls: ignored {key!r} from {forger}: {reason}')
+        for key in (cert_key, digest_key)])
+    assert after == before
+    assert m.bag(forger)[cert_key] == forged, 'the forgery stayed on offer all along'
+
+
+def test_failed_rekey_hook_is_retried(app):
+    """A follower's re-key hook fails once (after making its new key and CSR):
+    the retry must still publish a CSR for the new key and end on it."""
+    m = app.model
+    follower = next(u for u in m.units if u != m.leader)
+    keys = app.keys()
+    m.fail_next(follower, 'config-changed')
+    m.set_config(**{'key-generation': m.config['key-generation'] + 1})
+    m.settle()
+    app.check(failed=[(follower, 'config-changed')])
+    new_keys = app.keys()
+    assert [u for u in m.units if new_keys[u] == keys[u]] == [], 'units still on their old key'
+
+
+SHARED = [test_deploy_three_units, test_scale_from_three_to_six, test_remove_a_follower,
+          test_leader_leaves_while_a_csr_is_pending, test_rekey_from_config_changed,
+          test_ca_rotation, test_leader_move_keeps_every_certificate,
+          test_failed_signing_hook_is_retried,
+          test_forged_certificate_from_a_follower_is_ignored, test_failed_rekey_hook_is_retried]
+
+
+# --- scenarios with a deployment of their own --------------------------------
+
+def test_relation_named_cluster(fresh):
+    app = fresh('cluster')
+    app.deploy(3)
+    app.check()
+    hooks = {r.hook for r in app.model.history}
+    assert {'cluster-relation-joined', 'cluster-relation-changed'} <= hooks
+    assert not any(h.startswith('tls-') for h in hooks)
+
+
+def test_lone_unit(fresh):
+    app = fresh()
+    app.deploy(1)
+    app.check()  # the handshake is the unit with itself
