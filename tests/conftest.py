@@ -10,9 +10,26 @@ import os
 import sys
 
 import charmhelpers.osplatform
+import pytest
 
 charmhelpers.osplatform.get_platform = lambda: 'ubuntu'
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, TESTS)
 sys.path.insert(0, os.path.dirname(TESTS))
+
+
+@pytest.fixture
+def make(tmp_path):
+    """A factory of tests/driver.py drivers, each closed after the test."""
+    from driver import Driver
+
+    made = []
+
+    def factory(**kwargs):
+        drv = Driver(tmp_path / str(len(made)), **kwargs)
+        made.append(drv)
+        return drv
+    yield factory
+    for drv in made:
+        drv.close()

@@ -21,7 +21,7 @@ from collections import namedtuple
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from driver import AVAILABLE, SIGN, Driver
+from driver import AVAILABLE, SIGN
 from e2e import pki
 
 LEADER, FOLLOWER, THIRD = 'drv/0', 'drv/1', 'drv/2'
@@ -31,19 +31,6 @@ DIGEST_KEY = f'{FOLLOWER}_csr_sha256'
 #: What a bad value is made from: ``good`` is a valid PEM of the kind the key
 #: carries, ``other`` a valid PEM of another kind, ``key`` a private key PEM.
 Material = namedtuple('Material', 'good other key')
-
-
-@pytest.fixture
-def make(tmp_path):
-    made = []
-
-    def factory(**kwargs):
-        drv = Driver(tmp_path / str(len(made)), **kwargs)
-        made.append(drv)
-        return drv
-    yield factory
-    for drv in made:
-        drv.close()
 
 
 # -- PEM surgery --------------------------------------------------------------

@@ -10,25 +10,11 @@ import hashlib
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from driver import AVAILABLE, CREATE, SIGN, Driver
+from driver import AVAILABLE, CREATE, SIGN
 from e2e import pki
 
 JUJU_KEYS = {'private-address', 'ingress-address', 'egress-subnets'}
 GLOBAL_CONVERSATION = 'reactive.conversations.{}.global'
-
-
-@pytest.fixture
-def make(tmp_path):
-    """Driver factory; every driver made is closed after the test."""
-    made = []
-
-    def factory(**kwargs):
-        drv = Driver(tmp_path / str(len(made)), **kwargs)
-        made.append(drv)
-        return drv
-    yield factory
-    for drv in made:
-        drv.close()
 
 
 def relation_sets(record):

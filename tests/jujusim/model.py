@@ -526,12 +526,7 @@ class Model:
 
     def _commit_bag(self, unit, staged):
         """Commit relation-set writes; tell the units that joined ``unit``."""
-        bag = dict(unit.bag)
-        for key, value in staged.items():
-            if value is None:
-                bag.pop(key, None)
-            else:
-                bag[key] = value
+        bag = _merged(unit.bag, staged)
         if bag == unit.bag:
             return
         unit.bag = bag
@@ -544,12 +539,7 @@ class Model:
             self._queue_once(other, Hook(self._hook_name('changed'), unit.name))
 
     def _write_leader_settings(self, changes):
-        settings = dict(self._leader_settings)
-        for key, value in changes.items():
-            if value is None:
-                settings.pop(key, None)
-            else:
-                settings[key] = value
+        settings = _merged(self._leader_settings, changes)
         if settings == self._leader_settings:
             return
         self._leader_settings = settings
@@ -683,6 +673,18 @@ def kv_rows(conn, prefix):
     """The rows of a unitdata database whose keys start with ``prefix``, decoded."""
     rows = conn.execute('select key, data from kv').fetchall()
     return {key[len(prefix):]: json.loads(data) for key, data in rows if key.startswith(prefix)}
+
+
+def _merged(settings, changes):
+    """``settings`` with ``changes`` applied, as Juju applies a write: a None
+    value deletes the key."""
+    merged = dict(settings)
+    for key, value in changes.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _read_yaml(path):
