@@ -38,8 +38,9 @@ CA_KEY = 'ca'
 CERT_KEY = '{}_signed_certificate'
 CSR_DIGEST_KEY = '{}_csr_sha256'
 
-# Leader settings key naming the unit whose bag followers trust. Only the
-# leader can leader-set, so no peer can forge it.
+# The leadership term, '<number> <unit>': in leader settings it names the
+# unit whose bag followers trust (only the leader can leader-set, so no peer
+# can forge it); in that unit's bag it says the bag is its own as that leader.
 LEADER_KEY = 'tls-leader'
 
 # unitdata keys that charms read.
@@ -169,8 +170,9 @@ class TlsPeers(RelationBase):
         me = hookenv.local_unit()
         if not state['csr']:
             self._adopt_published_csr(state)
-        named_leader = _leader_get(LEADER_KEY)
-        trusted = me if _is_leader() else named_leader
+        term = _leader_get(LEADER_KEY)
+        named = _term_unit(term)
+        trusted = me if _is_leader() else named
         if trusted != state['trusted']:
             state.update(trusted=trusted, former=state['trusted'])
         remote = hookenv.remote_unit()
@@ -180,20 +182,28 @@ class TlsPeers(RelationBase):
             # and a departing unit's bag no longer matters: neither is news.
             _warn_forgeries(rid, remote, me, trusted)
         if _is_leader():
-            if not state['leader']:
-                # New leadership: what the previous leader answered is
-                # carried over while its bag can still be read; every other
-                # CSR, including any it left pending, is asked for again.
-                state.update(leader=True, issued=self._inherit(state, named_leader))
-            if named_leader != me:
-                hookenv.leader_set({LEADER_KEY: me})
+            if named != me:
+                # A new term: catch up with the previous leader as its
+                # follower would, carry over the answers it published that
+                # still hold, and ask again for every other CSR.
+                bag = self._leader_bag(named, term)
+                if bag is not None:
+                    self._receive(state, named, bag)
+                state.update(leader=True, issued=self._inherit(state, bag),
+                             term=f'{_term_number(term) + 1} {me}')
+                hookenv.leader_set({LEADER_KEY: state['term']})
+            elif not state['leader']:
+                # Leader settings name this unit, but its own state does not
+                # know it leads: the hook that began this term failed.
+                state.update(leader=True, issued={}, term=term)
             live = set(self._peers()) | {me}
             state['issued'] = {u: r for u, r in state['issued'].items() if u in live}
         else:
             if state['leader']:
-                state.update(leader=False, issued={})
-            if trusted and trusted in self._peers():
-                self._receive(state, trusted)
+                state.update(leader=False, issued={}, term=None)
+            bag = self._leader_bag(named, term)
+            if bag is not None:
+                self._receive(state, named, bag)
         self._save(state)
         self._update_states(state)
 
@@ -206,6 +216,7 @@ class TlsPeers(RelationBase):
         state = self._state()
         wanted = {CSR_KEY: state['csr']}
         if _is_leader():
+            wanted[LEADER_KEY] = state['term']
             wanted[CA_KEY] = unitdata.kv().get(KV_CA)
             for unit, record in state['issued'].items():
                 wanted[CERT_KEY.format(unit)] = record['cert']
@@ -225,14 +236,28 @@ class TlsPeers(RelationBase):
         except ValueError:
             pass
 
-    def _inherit(self, state, previous):
-        """The answers a previous leader published that still hold: for
+    def _leader_bag(self, unit, term):
+        """The bag of ``unit``, named leader by leader settings, once it is
+        that leader's: it carries the same term. Leader settings change the
+        moment a leader writes them, its bag only when its hook succeeds, so
+        until then the bag still holds what the unit wrote before (its
+        answers from an earlier term, or anything a follower writes)."""
+        if not unit or unit == hookenv.local_unit() or unit not in self._peers():
+            return None
+        bag = hookenv.relation_get(rid=self._relation_id(), unit=unit) or {}
+        if bag.get(LEADER_KEY) != term:
+            hookenv.log(f'interface-tls: {unit} leads ({term}) but its bag is not yet its own',
+                        hookenv.DEBUG)
+            return None
+        return bag
+
+    def _inherit(self, state, bag):
+        """The answers in a previous leader's ``bag`` that still hold: for
         each unit's current CSR, under the CA this unit knows. Re-using them
         spares every unit a new certificate (and a service restart) when
         leadership moves between live units."""
-        if not previous or previous == hookenv.local_unit() or previous not in self._peers():
+        if bag is None:
             return {}
-        bag = hookenv.relation_get(rid=self._relation_id(), unit=previous) or {}
         try:
             their_ca = _normalize(bag[CA_KEY], CERT_LABEL, many=True) if bag.get(CA_KEY) else None
         except ValueError:
@@ -250,11 +275,9 @@ class TlsPeers(RelationBase):
                 continue
         return inherited
 
-    def _receive(self, state, leader):
-        """On a follower, take the CA and this unit's certificate from the
-        leader's bag."""
+    def _receive(self, state, leader, bag):
+        """Take the CA and this unit's certificate from the leader's bag."""
         me = hookenv.local_unit()
-        bag = hookenv.relation_get(rid=self._relation_id(), unit=leader) or {}
         if bag.get(CA_KEY):
             try:
                 unitdata.kv().set(KV_CA, _normalize(bag[CA_KEY], CERT_LABEL, many=True))
@@ -356,7 +379,7 @@ class TlsPeers(RelationBase):
         return hookenv.relation_get(rid=self._relation_id(), unit=hookenv.local_unit()) or {}
 
     def _state(self):
-        state = {'csr': None, 'previous': None, 'leader': False, 'issued': {},
+        state = {'csr': None, 'previous': None, 'leader': False, 'term': None, 'issued': {},
                  'trusted': None, 'former': None}
         state.update(unitdata.kv().get(KV_STATE.format(self.relation_name), {}))
         return state
@@ -432,8 +455,21 @@ def _warn(unit, key, reason):
     hookenv.log(f'interface-tls: ignored {key!r} from {unit}: {reason}', hookenv.WARNING)
 
 
+def _term_number(term):
+    try:
+        return int(term.split()[0])
+    except (AttributeError, IndexError, ValueError):
+        return 0
+
+
+def _term_unit(term):
+    """The unit a ``'<number> <unit>'`` term names, or None."""
+    parts = term.split() if isinstance(term, str) else []
+    return parts[1] if len(parts) == 2 else None
+
+
 def _is_layer_key(key):
-    return key in (CSR_KEY, CA_KEY) or key.endswith(
+    return key in (CSR_KEY, CA_KEY, LEADER_KEY) or key.endswith(
         (CERT_KEY.format(''), CSR_DIGEST_KEY.format('')))
 
 

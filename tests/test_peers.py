@@ -174,7 +174,9 @@ def test_csr_left_pending_at_failover_is_signed_by_the_new_leader(make):
     assert signed and 'drv/2' in signed[0]
     assert belongs_to_key(drv, 'drv/2', drv.cert('drv/2'))
     assert drv.flags('drv/1') == {AVAILABLE}
-    assert drv.model.leader_settings['tls-leader'] == 'drv/1'
+    # drv/0 began term 1; drv/1 took over with term 2.
+    assert drv.model.leader_settings['tls-leader'] == '2 drv/1'
+    assert drv.model.bag('drv/1')['tls-leader'] == '2 drv/1'
 
 
 def test_new_leader_inherits_answers_when_leadership_moves_between_live_units(make):
@@ -473,14 +475,15 @@ def test_wire_format(make):
     for unit in followers:
         assert set(drv.model.bag(unit)) == JUJU_KEYS | {'csr'}
     leader = drv.model.bag('drv/0')
-    expected = {'csr', 'ca'}
+    expected = {'csr', 'ca', 'tls-leader'}
     for unit in ('drv/0',) + followers:
         expected |= {f'{unit}_signed_certificate', f'{unit}_csr_sha256'}
         assert leader[f'{unit}_csr_sha256'] == csr_digest(drv.model.bag(unit)['csr'])
         assert leader[f'{unit}_signed_certificate'] == drv.cert(unit)
     assert set(leader) == JUJU_KEYS | expected
     assert leader['ca'] == drv.ca.pem
-    assert drv.model.leader_settings == {'tls-leader': 'drv/0'}
+    assert leader['tls-leader'] == '1 drv/0'
+    assert drv.model.leader_settings == {'tls-leader': '1 drv/0'}
 
 
 def test_settled_update_status_writes_nothing(make):

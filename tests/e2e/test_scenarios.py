@@ -67,7 +67,9 @@ class Deployment:
         assert [(r.unit, message) for r in records
                 for level, message in r.logs if level in LOUD] == list(warnings)
         settings = m.leader_settings
-        assert settings['tls-leader'] == m.leader
+        # The term in leader settings names the leader, and its bag is its own.
+        assert settings['tls-leader'].split()[1] == m.leader
+        assert m.bag(m.leader)['tls-leader'] == settings['tls-leader']
         ca = x509.load_pem_x509_certificate(settings['ca-cert'].encode())
         certs = {}
         for unit in m.units:
