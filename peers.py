@@ -192,9 +192,11 @@ class TlsPeers(RelationBase):
                 state.update(leader=True, issued=self._inherit(state, bag),
                              term=f'{_term_number(term) + 1} {me}')
                 hookenv.leader_set({LEADER_KEY: state['term']})
-            elif not state['leader']:
-                # Leader settings name this unit, but its own state does not
-                # know it leads: the hook that began this term failed.
+            elif state['term'] != term:
+                # Leader settings name this unit under a term its own state
+                # does not know: the hook that began the term failed after
+                # its leader-set, and what it knew of the previous leader
+                # went with it.
                 state.update(leader=True, issued={}, term=term)
             live = set(self._peers()) | {me}
             state['issued'] = {u: r for u, r in state['issued'].items() if u in live}

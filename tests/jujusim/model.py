@@ -606,8 +606,9 @@ class Model:
         readable = set(members)
         if relation_hook and hook.remote:
             readable.add(hook.remote)
-        bags = {name: dict(self._units[name].bag) for name in readable
-                if not self._units[name].gone}
+        # Juju keeps a unit's settings for the life of the relation, so a
+        # removed unit's bag stays readable wherever it is still a member.
+        bags = {name: dict(self._units[name].bag) for name in readable}
         bags[unit.name] = dict(unit.bag)
         live = [u for u in self._units.values() if not u.gone]
         return {
