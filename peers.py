@@ -173,13 +173,8 @@ class TlsPeers(RelationBase):
         term = _leader_get(LEADER_KEY)
         named = _term_unit(term)
         trusted = me if _is_leader() else named
-        if trusted != state['trusted']:
-            state.update(trusted=trusted, former=state['trusted'])
         remote = hookenv.remote_unit()
-        if (remote and remote not in (trusted, state['former']) and hookenv.relation_id() == rid
-                and not hookenv.hook_name().endswith('-relation-departed')):
-            # A former leader's bag keeps its answers until its next hook,
-            # and a departing unit's bag no longer matters: neither is news.
+        if remote and remote != trusted and hookenv.relation_id() == rid:
             _warn_forgeries(rid, remote, me, trusted)
         if _is_leader():
             if named != me:
@@ -189,7 +184,7 @@ class TlsPeers(RelationBase):
                 bag = self._leader_bag(named, term)
                 if bag is not None:
                     self._receive(state, named, bag)
-                state.update(leader=True, issued=self._inherit(state, bag),
+                state.update(issued=self._inherit(state, bag),
                              term=f'{_term_number(term) + 1} {me}')
                 hookenv.leader_set({LEADER_KEY: state['term']})
             elif state['term'] != term:
@@ -197,12 +192,13 @@ class TlsPeers(RelationBase):
                 # does not know: the hook that began the term failed after
                 # its leader-set, and what it knew of the previous leader
                 # went with it.
-                state.update(leader=True, issued={}, term=term)
+                state.update(issued={}, term=term)
             live = set(self._peers()) | {me}
             state['issued'] = {u: r for u, r in state['issued'].items() if u in live}
         else:
-            if state['leader']:
-                state.update(leader=False, issued={}, term=None)
+            if state['term']:
+                # Leadership ended: the answers are the next leader's now.
+                state.update(issued={}, term=None)
             bag = self._leader_bag(named, term)
             if bag is not None:
                 self._receive(state, named, bag)
@@ -381,8 +377,11 @@ class TlsPeers(RelationBase):
         return hookenv.relation_get(rid=self._relation_id(), unit=hookenv.local_unit()) or {}
 
     def _state(self):
-        state = {'csr': None, 'previous': None, 'leader': False, 'term': None, 'issued': {},
-                 'trusted': None, 'former': None}
+        """This unit's bookkeeping for the relation: ``csr`` it published
+        (and the digest of the ``previous`` one), the leadership ``term`` it
+        holds, if any, and the answers it ``issued`` in it ({unit: {cert,
+        csr digest, ca digest}})."""
+        state = {'csr': None, 'previous': None, 'term': None, 'issued': {}}
         state.update(unitdata.kv().get(KV_STATE.format(self.relation_name), {}))
         return state
 
@@ -446,8 +445,14 @@ def _require_leader(method):
 
 def _warn_forgeries(rid, remote, me, leader):
     """Log every certificate-carrying key a non-leader peer wrote for this
-    unit; nothing in that bag is ever used."""
+    unit; nothing in that bag is ever used.
+
+    A bag that carries a leadership term is a former leader's: its answers
+    stay until that unit's next hook clears them, which is no news.
+    """
     bag = hookenv.relation_get(rid=rid, unit=remote) or {}
+    if bag.get(LEADER_KEY):
+        return
     for key in (CERT_KEY.format(me), CSR_DIGEST_KEY.format(me), CA_KEY):
         if bag.get(key):
             _warn(remote, key, f'only the leader ({leader}) publishes certificates')
