@@ -240,7 +240,11 @@ class TlsPeers(RelationBase):
         moment a leader writes them, its bag only when its hook succeeds, so
         until then the bag still holds what the unit wrote before (its
         answers from an earlier term, or anything a follower writes)."""
-        if not unit or unit == hookenv.local_unit() or unit not in self._peers():
+        if not unit or unit == hookenv.local_unit():
+            return None
+        if unit not in self._peers() and unit != hookenv.remote_unit():
+            # A leader that is leaving can still be read in the -departed
+            # hook for it, which may be its successor's first as leader.
             return None
         bag = hookenv.relation_get(rid=self._relation_id(), unit=unit) or {}
         if bag.get(LEADER_KEY) != term:
