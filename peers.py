@@ -56,7 +56,16 @@ CERT_LABEL = 'CERTIFICATE'
 # making every unit parse megabytes in every hook.
 MAX_PEM_CHARS = 64 * 1024
 
-_PEM_BLOCK = re.compile(r'-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END ([A-Z0-9 ]+)-----', re.S)
+# PEM as RFC 7468 reads it: its line breaks, encapsulation boundaries and
+# the labels that mean a CSR or a certificate (the legacy ones of section 5.1
+# and 7, which keytool, certreq and older OpenSSL still write, included).
+_LINE_BREAK = re.compile(r'\r\n|\r|\n')
+_BOUNDARY = re.compile(r'-----(BEGIN|END) ([^\r\n]*?)-----')
+_LABELS = {'CERTIFICATE REQUEST': CSR_LABEL, 'NEW CERTIFICATE REQUEST': CSR_LABEL,
+           'CERTIFICATE': CERT_LABEL, 'X509 CERTIFICATE': CERT_LABEL,
+           'X.509 CERTIFICATE': CERT_LABEL}
+# Binary junk, never explanatory text: C0 controls but tab and line breaks.
+_CONTROL = re.compile(r'[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f]')
 _DER_SEQUENCE = 0x30
 _DER_INTEGER = 0x02
 _DER_EXPLICIT_0 = 0xA0
@@ -87,9 +96,9 @@ class TlsPeers(RelationBase):
         A CSR different from the published one is a re-key: the delivered
         certificate no longer matches the unit's key, so it is withdrawn and
         ``signed certificate available`` clears until the leader answers.
-        Raises ValueError unless ``csr`` is exactly one PEM CERTIFICATE
-        REQUEST; text holding a private key is refused before anything is
-        stored.
+        Raises ValueError unless ``csr`` holds exactly one PEM CERTIFICATE
+        REQUEST (text around it, as tools print, is ignored); text holding a
+        private key is refused before anything is stored.
         """
         pem = _normalize(csr, CSR_LABEL)
         state = self._state()
@@ -522,11 +531,19 @@ def _pem(label, ders):
 
 
 def _pem_ders(text, label, many=False):
-    """The DER of each PEM block in ``text``; ValueError says what is wrong.
+    """The DER of each ``label`` block in ``text``; ValueError says what is
+    wrong.
 
-    Exactly one block unless ``many``; only ``label`` blocks; nothing but
-    whitespace around them; strict base64; each block one DER structure of
-    the right kind.
+    PEM is read as RFC 7468 describes it, because that is what real tools
+    write: text outside the blocks is explanatory and ignored (easy-rsa and
+    ``openssl x509 -text`` put a dump of the certificate before it,
+    ``openssl pkcs12 -nokeys`` puts ``Bag Attributes`` lines before each
+    block), lines may end in CRLF, and legacy labels (``NEW CERTIFICATE
+    REQUEST``) count as their modern one. What is refused: text holding a
+    private key anywhere; a block of any other kind (it is not explanatory
+    text, and guessing which block was meant is how a wrong certificate gets
+    accepted); more than one block unless ``many``; a BEGIN or END line that
+    does not pair up; bad base64; DER that is not what the label says.
     """
     if not isinstance(text, str):
         raise ValueError(f'expected PEM text, got {type(text).__name__}')
@@ -534,19 +551,17 @@ def _pem_ders(text, label, many=False):
         raise ValueError(f'{len(text)} characters, more than the {MAX_PEM_CHARS} allowed')
     if 'PRIVATE KEY' in text:
         raise ValueError('it contains a private key, which must never leave its unit')
-    if not text.isascii():
-        raise ValueError('it contains non-ASCII characters')
-    blocks = _PEM_BLOCK.findall(text)
+    if _CONTROL.search(text):
+        raise ValueError('it contains control characters')
+    blocks = _pem_blocks(text)
     if not blocks:
         raise ValueError(f'no PEM {label} block')
-    if _PEM_BLOCK.sub('', text).strip():
-        raise ValueError('text outside the PEM blocks')
     if len(blocks) > 1 and not many:
         raise ValueError(f'{len(blocks)} PEM blocks where exactly one {label} is expected')
     ders = []
-    for begin, body, end in blocks:
-        if begin != label or end != label:
-            raise ValueError(f'a PEM {begin} block where {label} is expected')
+    for found, body in blocks:
+        if _LABELS.get(found) != label:
+            raise ValueError(f'a PEM {found} block where {label} is expected')
         try:
             der = base64.b64decode(''.join(body.split()), validate=True)
         except (binascii.Error, ValueError):
@@ -554,6 +569,35 @@ def _pem_ders(text, label, many=False):
         _public_key(der, label)
         ders.append(der)
     return ders
+
+
+def _pem_blocks(text):
+    """(label, base64 body) of each PEM block in ``text``, skipping the
+    explanatory text around them.
+
+    A boundary must be a line of its own (blanks around it allowed); a
+    boundary anywhere else, or one left open, means the text is not PEM,
+    not that it is explanation.
+    """
+    blocks, label, body = [], None, []
+    for number, line in enumerate(_LINE_BREAK.split(text), 1):
+        boundary = _BOUNDARY.fullmatch(line.strip(' \t'))
+        if boundary is None:
+            if '-----BEGIN' in line or '-----END' in line:
+                raise ValueError(f'line {number}: a PEM boundary that is not a line of its own')
+            if label is not None:
+                body.append(line)
+        elif label is None and boundary.group(1) == 'BEGIN':
+            label, body = boundary.group(2), []
+        elif label is not None and boundary.groups() == ('END', label):
+            blocks.append((label, ''.join(body)))
+            label = None
+        else:
+            raise ValueError(f'line {number}: -----{boundary.group(1)} {boundary.group(2)}----- '
+                             f'does not pair up with the line before it')
+    if label is not None:
+        raise ValueError(f'the PEM {label} block has no END line')
+    return blocks
 
 
 def _public_key(der, label):

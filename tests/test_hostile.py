@@ -104,16 +104,25 @@ MALFORMED = {
     'non-ASCII character': lambda m: with_line(m.good, 2, '\u00e9\n'),
     'PEM headers': lambda m: with_line(m.good, 1, 'Proc-Type: 4,ENCRYPTED\n'
                                                   'DEK-Info: AES-128-CBC,00000000\n\n'),
-    'text around the PEM': lambda m: 'Here it is:\n' + m.good + 'Regards\n',
+    'a boundary inside a line': lambda m: 'here: ' + m.good,
+    'an unclosed block after the PEM': lambda m: m.good + '-----BEGIN CERTIFICATE-----\n',
+    'a stray END line before the PEM': lambda m: f'-----END {label(m.good)}-----\n' + m.good,
     'NUL byte': lambda m: m.good + '\x00',
+    'escape sequence in the text around it': lambda m: '\x1b[31m' + m.good,
     'JSON': lambda m: json.dumps({'pem': m.good}),
-    'YAML': lambda m: 'pem: |\n' + textwrap.indent(m.good, '  '),
     'base64 without armor': lambda m: ''.join(body(m.good)),
     'hex DER': lambda m: der(m.good).hex(),
 }
 
 #: Odd but valid spellings of a PEM value: accepted, stored in normal form.
+#: RFC 7468 section 5.2: text outside the encapsulation boundaries is
+#: explanatory and ignored.
 ODD_BUT_VALID = {
+    'text around the PEM': lambda pem: 'Here it is:\n' + pem + 'Regards\n',
+    'non-ASCII text around the PEM': lambda pem: 'Zertifikat f\u00fcr \u00e9t\u00e9:\n' + pem,
+    'indented in YAML': lambda pem: 'pem: |\n' + textwrap.indent(pem, '  '),
+    'legacy label': lambda pem: pem.replace('BEGIN ', 'BEGIN NEW ' if 'REQUEST' in pem else 'BEGIN X509 ')
+                                   .replace('END ', 'END NEW ' if 'REQUEST' in pem else 'END X509 '),
     'CRLF line breaks': lambda pem: pem.replace('\n', '\r\n'),
     'extra blank lines': lambda pem: '\n\n' + with_line(pem, 1, '\n').replace(
         '\n-----END', '\n\n-----END') + '\n\n',
