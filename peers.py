@@ -115,7 +115,7 @@ class TlsPeers(RelationBase):
     def get_csr_map(self):
         """On the leader, ``{unit_name: csr_pem}`` of the CSRs still waiting
         for a certificate (the leader's own included); ``{}`` elsewhere."""
-        if not _is_leader():
+        if not _is_leader() or self._relation_id() is None:
             return {}
         return self._pending(self._state())
 
@@ -131,6 +131,8 @@ class TlsPeers(RelationBase):
         certificate whose public key is not the CSR's.
         """
         _require_leader('set_cert')
+        if self._relation_id() is None:
+            raise ValueError(f'set_cert: relation {self.relation_name} is not available in this hook')
         state = self._state()
         csr = self._csrs(state).get(unit_name)
         if csr is None:
@@ -365,7 +367,12 @@ class TlsPeers(RelationBase):
         in_relation = self._relation_id() is not None
         self._toggle(CREATE_CSR, in_relation and not state['csr'])
         self._toggle(SIGN_CSR, in_relation and _is_leader() and bool(self._pending(state)))
-        self._toggle(CERT_AVAILABLE, in_relation and bool(self.get_signed_cert()))
+        # Raised by _deliver. A charm may clear it once it has copied the
+        # certificate, as the original layer's consumers do; it then stays
+        # clear until the next certificate, so their copy (and restart)
+        # handlers run once per certificate, not once per hook.
+        held = in_relation and bool(self.get_signed_cert())
+        self._toggle(CERT_AVAILABLE, held and is_flag_set(CERT_AVAILABLE))
 
     def _toggle(self, flag, active):
         """Set ``flag`` bound to this relation's conversation, or clear it.
@@ -380,11 +387,18 @@ class TlsPeers(RelationBase):
             clear_flag(flag)
 
     def _relation_id(self):
+        """The relation's id, or None while this unit cannot use it: before
+        it exists, and during ``install``, where Juju 3 lists the peer
+        relation but refuses relation-get and relation-set on it (Juju 2
+        does not list it yet)."""
+        if hookenv.hook_name() == 'install':
+            return None
         ids = hookenv.relation_ids(self.relation_name)
         return ids[0] if ids else None
 
     def _peers(self):
-        return hookenv.related_units(self._relation_id())
+        rid = self._relation_id()
+        return hookenv.related_units(rid) if rid else []
 
     def _own_bag(self):
         return hookenv.relation_get(rid=self._relation_id(), unit=hookenv.local_unit()) or {}

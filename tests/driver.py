@@ -18,6 +18,9 @@ copy of the charm directory):
   ``ca`` and answer every pending CSR with a certificate from it; on
   ``signed certificate available``, the leader also publishes that CA, as the
   example charm does, so that changing ``ca`` (``Driver.use_ca``) re-signs;
+* ``original``: behave like the original layer's consumers (layer-tls):
+  the leader never publishes a CSR of its own (it issues its certificate
+  itself), and ``signed certificate available`` is removed once handled;
 * ``calls``: layer methods to call once, in the hooks phase of the next hook
   of the given name (after the layer's reconciliation, before the state
   handlers); each outcome is logged.
@@ -71,7 +74,7 @@ import os
 
 import pki
 from charmhelpers.core import hookenv
-from charms.reactive import hook, when
+from charms.reactive import hook, remove_state, when
 from charms.reactive.flags import get_flags
 from charms.reactive.relations import endpoint_from_name
 from cryptography import x509
@@ -134,7 +137,7 @@ def scripted_calls(*relation):
 @when('create certificate signing request')
 def create(tls):
     note_handler('create', tls)
-    if control()['create']:
+    if control()['create'] and not (control()['original'] and hookenv.is_leader()):
         key = pki.make_key()
         with open(path('driver-key.pem'), 'w') as handle:
             handle.write(pki.key_pem(key))
@@ -156,7 +159,9 @@ def sign(tls):
 @when('signed certificate available')
 def available(tls):
     note_handler('available', tls)
-    if control()['sign'] and hookenv.is_leader():
+    if control()['original']:
+        remove_state('signed certificate available')
+    elif control()['sign'] and hookenv.is_leader():
         tls.set_ca(test_ca().pem)
 '''
 
@@ -201,7 +206,7 @@ class Driver:
     """
 
     def __init__(self, root, relation='tls', units=3, app='drv', create=True, sign=True,
-                 settle=True):
+                 original=False, settle=True):
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
         self.ca = pki.make_ca('driver CA')
@@ -209,7 +214,7 @@ class Driver:
         self._ids = itertools.count()
         self.record = None  # the hook record of the last call()
         for _ in range(units):
-            self.add_unit(create=create, sign=sign)
+            self.add_unit(create=create, sign=sign, original=original)
         if settle:
             self.settle()
 
@@ -223,15 +228,15 @@ class Driver:
         makes it when the unit is added and offers no public accessor)."""
         return Path(self.model._unit(unit).charm_dir)
 
-    def add_unit(self, create=True, sign=True):
+    def add_unit(self, create=True, sign=True, original=False):
         """Add a unit (hooks queued, not run) with automatic behaviour as given."""
         unit = self.model.add_unit()
-        self._write_control(unit, {'create': create, 'sign': sign, 'calls': [],
+        self._write_control(unit, {'create': create, 'sign': sign, 'original': original, 'calls': [],
                                    'ca': {'key': pki.key_pem(self.ca.key), 'cert': self.ca.pem}})
         return unit
 
     def control(self, unit, **changes):
-        """Change the unit's automatic behaviour: ``create``, ``sign``."""
+        """Change the unit's automatic behaviour: ``create``, ``sign``, ``original``."""
         settings = self._read_control(unit)
         settings.update(changes)
         self._write_control(unit, settings)
@@ -259,7 +264,7 @@ class Driver:
         pairs), run that unit's queue up to and including it, and return its
         record. Other units run nothing."""
         for method, args in calls:
-            self._schedule(unit, hook, method, args)
+            self.schedule(unit, hook, method, args)
         self.model.queue(unit, hook, remote)
         return self.run_queued(unit)
 
@@ -277,7 +282,7 @@ class Driver:
         themselves, others as :class:`CallError`). The hook's record is
         ``self.record`` afterwards.
         """
-        call_id = self._schedule(unit, hook, method, args)
+        call_id = self.schedule(unit, hook, method, args)
         self.model.queue(unit, hook, remote)
         self.record = self.run_queued(unit)
         assert self.record.ok, self.record.error
@@ -290,7 +295,8 @@ class Driver:
             raise CallError(f'{kind}: {message}')
         return outcome['value']
 
-    def _schedule(self, unit, hook, method, args):
+    def schedule(self, unit, hook, method, args):
+        """Script ``tls.<method>(*args)`` for the next ``hook`` on ``unit``; return its call id."""
         call_id = next(self._ids)
         settings = self._read_control(unit)
         settings['calls'].append({'id': call_id, 'hook': hook, 'method': method,

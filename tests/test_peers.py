@@ -5,6 +5,7 @@ real ``charms.reactive.main()`` dispatch, real handlers taking the relation
 object, real unitdata, with jujusim answering the hook tools. Test names say
 the rule they check, so that README.md can cite them.
 """
+import collections
 import hashlib
 
 import pytest
@@ -561,3 +562,77 @@ def test_answer_to_the_previous_csr_is_not_delivered(make):
     records = drv.settle()
     assert drv.cert('drv/1') is None and drv.flags('drv/1') == set()
     assert not [m for r in records for level, m in r.logs if level == 'WARNING']
+
+
+# -- consumers written for the original layer ------------------------------------
+
+def hook_failures(drv):
+    return [(r.unit, r.hook, r.error) for r in drv.model.history if not r.ok]
+
+
+def repeated_runs(drv):
+    """(unit, handler, hook seq) of every handler that ran more than once in one hook."""
+    seen = collections.Counter((unit, e['handler'], e['context'])
+                               for unit in drv.model.units for e in drv.log(unit, 'handler'))
+    return [key for key, count in seen.items() if count > 1]
+
+
+def test_original_consumer_converges(make):
+    """Like layer-tls: the leader issues its own certificate outside the
+    layer (no CSR), followers remove ``signed certificate available`` once
+    they have copied the certificate, the leader signs whatever
+    ``get_csr_map()`` lists."""
+    drv = make(units=3, original=True)
+    assert hook_failures(drv) == [] and repeated_runs(drv) == []
+    assert 'csr' not in drv.model.bag('drv/0') and CREATE in drv.flags('drv/0')
+    for unit in ('drv/1', 'drv/2'):
+        assert issued_by(drv.ca, drv.cert(unit)) and belongs_to_key(drv, unit, drv.cert(unit))
+        assert drv.flags(unit) == set()
+        assert len(drv.runs(unit, 'available')) == 1
+
+
+def test_a_removed_available_state_stays_removed_until_the_next_certificate(make):
+    drv = make(units=2, original=True)
+    record = drv.run('drv/1', 'update-status')
+    assert drv.runs('drv/1', 'available', record) == [] and drv.flags('drv/1') == set()
+    renewed = pki.sign(drv.ca, drv.model.bag('drv/1')['csr'], days=30)
+    drv.call('drv/0', 'set_cert', 'drv/1', renewed)
+    drv.settle()
+    assert [run['cert'] for run in drv.runs('drv/1', 'available')][-1] == renewed
+    assert len(drv.runs('drv/1', 'available')) == 2 and drv.flags('drv/1') == set()
+
+
+def test_original_consumer_after_a_leader_move(make):
+    """The old leader, now a follower without a CSR, is asked for one; the
+    new leader signs it along with nothing else."""
+    drv = make(units=3, original=True)
+    held = {unit: drv.cert(unit) for unit in ('drv/1', 'drv/2')}
+    drv.model.move_leader('drv/1')
+    drv.settle()
+    assert hook_failures(drv) == [] and repeated_runs(drv) == []
+    assert 'csr' in drv.model.bag('drv/0')
+    assert issued_by(drv.ca, drv.cert('drv/0')) and belongs_to_key(drv, 'drv/0', drv.cert('drv/0'))
+    assert {unit: drv.cert(unit) for unit in held} == held
+
+
+# -- hooks where the relation cannot be used ------------------------------------------
+
+RELATION_TOOLS = ('relation-get', 'relation-set', 'relation-list')
+
+
+def test_install_leaves_relation_data_alone(make):
+    """Juju 3 lists the peer relation in install but refuses relation-get and
+    relation-set on it; Juju 2 does not list it. Either way the layer keeps
+    off it, and every method still answers."""
+    drv = make(units=1)
+    unit = drv.add_unit()
+    calls = [drv.schedule(unit, 'install', method, args) for method, args in (
+        ('get_csr_map', []), ('get_signed_cert', []), ('get_ca', []),
+        ('set_cert', ['drv/0', drv.cert('drv/0')]))]
+    drv.settle()
+    install = next(r for r in drv.records(unit) if r.hook == 'install')
+    assert install.ok and [a for a in install.argv if a[0] in RELATION_TOOLS] == []
+    outcomes = {e['id']: e for e in drv.results(install)}
+    assert [outcomes[c].get('value') for c in calls[:3]] == [{}, None, None]
+    assert outcomes[calls[3]]['error'][0] == 'ValueError'
+    assert hook_failures(drv) == [] and issued_by(drv.ca, drv.cert(unit))
