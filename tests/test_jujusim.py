@@ -12,10 +12,15 @@ import textwrap
 
 import pytest
 from jujusim import HookRetriesExhausted, Model, NotSettled, UnsupportedToolCall
-from jujusim.model import Hook
+from jujusim.model import DEFAULT_JUJU, ENV_JUJU, JUJU, Hook
 from jujusim.tools import HookTools, dumps
 
 EXECUTORS = ('inprocess', 'subprocess')
+JUJUS = ('2.9', '3')
+#: What the probe notes of $JUJU_RELATION, _RELATION_ID, _REMOTE_UNIT, _REMOTE_APP
+#: and _DEPARTING_UNIT (None: unset) outside relation hooks and in -relation-created.
+NO_RELATION_ENV = [None] * 5
+CREATED_ENV = ['cluster', 'cluster:0', '', 'probe', None]
 
 PROBE = {
     'metadata.yaml': """\
@@ -88,8 +93,10 @@ PROBE = {
             if config['explode']:
                 raise RuntimeError('explode is set')
             if config['peek']:
-                hookenv.relation_get(rid=hookenv.relation_ids('cluster')[0],
-                                     unit=config['peek'])
+                rid = hookenv.relation_ids('cluster')[0]
+                note(['peek', config['peek'],
+                      hookenv.relation_get('private-address', config['peek'], rid),
+                      sorted(hookenv.related_units(rid))])
             if config['misuse']:
                 subprocess.check_output(['relation-get', '--app', '-'])
             if config['try-leader-set']:
@@ -119,9 +126,13 @@ PROBE = {
         """,
     'hooks/relations/probe/peers.py': """\
         import os
+        import subprocess
 
         from charmhelpers.core import hookenv, unitdata
         from charms.reactive import RelationBase, hook, scopes
+
+        RELATION_ENV = ('JUJU_RELATION', 'JUJU_RELATION_ID', 'JUJU_REMOTE_UNIT',
+                        'JUJU_REMOTE_APP', 'JUJU_DEPARTING_UNIT')
 
 
         def note(what):
@@ -130,11 +141,36 @@ PROBE = {
             unitdata.kv().set('seen', seen)
 
 
+        def note_env():
+            # The relation variables of this hook: None if unset, '' if set but empty.
+            note(['env', hookenv.hook_name(), os.environ['JUJU_VERSION'],
+                  [os.environ.get(name) for name in RELATION_ENV]])
+
+
+        def attempt(call, *args, **kwargs):
+            # What a hook tool call returned, or its exit status if it failed.
+            try:
+                return call(*args, **kwargs)
+            except subprocess.CalledProcessError as err:
+                return err.returncode
+
+
+        @hook('install')
+        def install():
+            # What install sees of the peer relation: the Juju versions differ there.
+            note_env()
+            for rid in hookenv.relation_ids('cluster'):
+                note(['install', rid, attempt(hookenv.related_units, rid),
+                      attempt(hookenv.relation_get, rid=rid, unit=hookenv.local_unit()),
+                      attempt(subprocess.check_call, ['relation-set', '-r', rid, 'early=1'])])
+
+
         class ProbePeers(RelationBase):
             scope = scopes.UNIT
 
             @hook('{peers:probe}-relation-created')
             def created(self):
+                note_env()
                 hookenv.relation_set(hookenv.relation_id(),
                                      greeting=hookenv.config('greeting'))
 
@@ -197,7 +233,7 @@ def seen(model, unit):
 def tool_context(**overrides):
     context = {
         'unit': 'app/0', 'relation': 'cluster', 'relation_id': 'cluster:0',
-        'hook_relation_id': 'cluster:0', 'remote': 'app/1', 'created': True,
+        'hook_relation_id': 'cluster:0', 'remote': 'app/1', 'listed': True, 'data_denied': False,
         'members': ['app/1'], 'leader': False, 'leader_settings': {'ca': 'PEM'},
         'bags': {'app/0': {'private-address': '127.0.0.1'},
                  'app/1': {'private-address': '127.0.0.2', 'csr': 'x'}},
@@ -244,14 +280,40 @@ def test_tools_refuse_like_juju():
     assert rc == 1 and 'app/2' in err and 'settings not found' in err
     assert tools.call(['relation-get', '--format=json', '-r', 'db:3', '-', 'app/1'])[0] == 2
     assert tools.call(['relation-get', '--format=json', '-'])[0] == 2  # no relation, no unit
+    rc, _, err = tools.call(['relation-get', '--format=json', '-r', 'cluster:0', '-'])
+    assert rc == 2 and 'no unit or application specified' in err
     assert tools.call(['relation-list', '--format=json'])[0] == 2
     rc, _, err = tools.call(['leader-set', 'a=b'])
     assert rc == 1 and 'not the leader' in err
     assert tools.call(['status-set', '--application', 'active', 'x'])[0] == 1
     assert tools.call(['action-get', 'x', '--format=json'])[0] == 1
     assert not any(e.get('unsupported') for e in tools.events)
-    assert HookTools(tool_context(created=False)).call(
+    assert HookTools(tool_context(listed=False)).call(
         ['relation-ids', '--format=json', 'cluster'])[1] == '[]\n'
+
+
+def test_tools_refuse_peer_data_while_juju_3_lists_the_relation_in_install():
+    tools = HookTools(tool_context(hook_relation_id=None, remote=None, members=[],
+                                   data_denied=True))
+    assert tools.call(['relation-ids', '--format=json', 'cluster'])[1] == '["cluster:0"]\n'
+    assert tools.call(['relation-list', '--format=json', '-r', 'cluster:0']) == (0, '[]\n', '')
+    assert tools.call(['relation-get', '--format=json', '-r', 'cluster:0', '-', 'app/0']) \
+        == (1, '', 'ERROR permission denied\n')
+    assert tools.call(['relation-set', '-r', 'cluster:0', 'a=b']) \
+        == (1, '', 'ERROR cannot read relation settings: permission denied\n')
+    assert '--file' in tools.call(['relation-set', '--help'])[1]
+    assert tools.staged == {} and not any(e.get('unsupported') for e in tools.events)
+    # What Juju 3 answers here is unknown: a gap, not a guess.
+    assert tools.call(['network-get', 'cluster', '--format', 'yaml', '-r', 'cluster:0'])[0] == 1
+    assert tools.events[-1]['unsupported']
+
+
+def test_tools_do_not_guess_the_application_bag_juju_reads_without_a_remote_unit():
+    # In -relation-created $JUJU_REMOTE_UNIT is empty, so Juju reads $JUJU_REMOTE_APP's bag.
+    tools = HookTools(tool_context(remote=None))
+    rc, _, err = tools.call(['relation-get', '--format=json', 'greeting'])
+    assert rc == 1 and 'application' in err and tools.events[-1]['unsupported']
+    assert tools.call(['relation-get', '--format=json', '-', 'app/0'])[0] == 0
 
 
 @pytest.mark.parametrize('argv', [
@@ -399,22 +461,71 @@ def test_relation_list_shows_only_joined_units_and_relation_get_is_strict(probe,
         assert model.run(u0).ok
 
 
-def test_departed_hooks_see_the_departing_unit_then_it_is_gone(model):
-    u0, u1, u2 = (model.add_unit() for _ in range(3))
-    model.settle()
-    model.remove_unit(u1)
-    model.settle()
-    departed = 'cluster-relation-departed'
-    assert seen(model, u0)[-1] == [departed, u1, u1, '127.0.0.2', [u2]]
-    assert seen(model, u2)[-1] == [departed, u1, u1, '127.0.0.2', [u0]]
-    assert [r.remote for r in model.history if r.unit == u1 and r.hook == departed] == [u0, u2]
-    assert all(r.departing == u1 for r in model.history if r.hook == departed)
-    assert hooks_of(model, u1)[-1] == ('stop', None)
-    assert (u1, Hook('remove'), 'the charm has no such hook') in model.skipped
-    assert model.units == [u0, u2]
-    assert 'cluster.joined' not in model.flags(u1)
-    with pytest.raises(KeyError):
-        model.bag(u1)
+@pytest.mark.parametrize('juju', JUJUS)
+def test_departed_units_leave_relation_list_but_stay_readable(probe, tmp_path, juju):
+    with Model(probe, 'cluster', workdir=str(tmp_path), juju=juju) as model:
+        u0, u1, u2 = (model.add_unit() for _ in range(3))
+        model.settle()
+        model.remove_unit(u1)
+        model.settle()
+        departed = 'cluster-relation-departed'
+        assert seen(model, u0)[-1] == [departed, u1, u1, '127.0.0.2', [u2]]
+        assert seen(model, u2)[-1] == [departed, u1, u1, '127.0.0.2', [u0]]
+        assert [r.remote for r in model.history if r.unit == u1 and r.hook == departed] == [u0, u2]
+        assert all(r.departing == u1 for r in model.history if r.hook == departed)
+        assert hooks_of(model, u1)[-1] == ('stop', None)
+        assert (u1, Hook('remove'), 'the charm has no such hook') in model.skipped
+        assert model.units == [u0, u2]
+        assert 'cluster.joined' not in model.flags(u1)
+        with pytest.raises(KeyError):
+            model.bag(u1)
+        # Juju keeps its settings for the life of the relation: those who saw it leave read them.
+        model.set_config(peek=u1)
+        model.settle()
+        assert seen(model, u0)[-1] == ['peek', u1, '127.0.0.2', [u2]]
+        assert seen(model, u2)[-1] == ['peek', u1, '127.0.0.2', [u0]]
+        # A unit that never saw it join is refused, like any unit it has not seen join.
+        u3 = model.add_unit()
+        with pytest.raises(HookRetriesExhausted) as failed:
+            model.settle()
+        record = failed.value.record
+        assert (record.unit, record.hook) == (u3, 'config-changed')
+        assert 'settings not found' in record.output
+
+
+@pytest.mark.parametrize('juju, install_sees', [
+    ('2.9', []),
+    # Listed, with no units yet, and its data refused: relation-get and relation-set exit 1.
+    ('3', [['install', 'cluster:0', [], 1, 1]]),
+])
+def test_install_sees_the_peer_relation_as_its_juju_shows_it(probe, tmp_path, juju, install_sees):
+    version = JUJU[juju].version
+    with Model(probe, 'cluster', workdir=str(tmp_path), juju=juju) as model:
+        u0, u1 = model.add_unit(), model.add_unit()
+        model.settle()
+        for unit in (u0, u1):  # u1 too: the relation has units, but none joined u1 yet
+            assert seen(model, unit)[:len(install_sees) + 2] == \
+                [['env', 'install', version, NO_RELATION_ENV]] + install_sees \
+                + [['env', 'cluster-relation-created', version, CREATED_ENV]]
+            assert 'early' not in model.bag(unit)
+        install = model.history[0]
+        assert (install.hook, install.ok) == ('install', True)
+        assert ('ERROR permission denied' in install.output) is (juju == '3')
+        assert ('ERROR cannot read relation settings: permission denied' in install.output) \
+            is (juju == '3')
+
+
+def test_the_juju_modelled_is_an_argument_or_the_environment(probe, tmp_path, monkeypatch):
+    def juju(**kwargs):
+        with Model(probe, 'cluster', workdir=str(tmp_path), **kwargs) as model:
+            return model.juju
+    monkeypatch.delenv(ENV_JUJU, raising=False)
+    assert juju() == DEFAULT_JUJU == '3'
+    monkeypatch.setenv(ENV_JUJU, '2.9')
+    assert juju() == '2.9' and juju(juju='3') == '3'
+    monkeypatch.setenv(ENV_JUJU, '4')
+    with pytest.raises(ValueError):
+        juju()
 
 
 def test_leadership_moves_and_only_the_leader_may_leader_set(model):

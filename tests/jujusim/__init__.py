@@ -17,7 +17,7 @@ Usage::
 API (``jujusim.model.Model``):
 
 ``Model(charm_dir, relation, executor='inprocess', workdir=None, seed=None,
-app=None, max_retries=5)``
+app=None, max_retries=5, juju=None)``
     ``charm_dir`` is a built charm (``hooks/<name>`` files); ``relation``
     must be a peer relation in its metadata.yaml. ``executor`` is
     ``'inprocess'`` (hooks run in this process, ~1 ms each) or
@@ -26,8 +26,11 @@ app=None, max_retries=5)``
     directory) with a copy of the charm per unit, as Juju deploys it. With
     ``seed``, ``settle`` picks units at random and a new leader is chosen at
     random. ``app`` defaults to the charm name. A hook failing more than
-    ``max_retries`` times raises :class:`HookRetriesExhausted`. Use as a
-    context manager, or call ``close()``.
+    ``max_retries`` times raises :class:`HookRetriesExhausted`. ``juju``
+    names the Juju modelled where versions differ, ``'3'`` or ``'2.9'``
+    (``model.JUJU``; today only in what ``install`` sees of the peer
+    relation); without it, ``$JUJUSIM_JUJU`` decides, else ``'3'``, so one
+    test run can use either. Use as a context manager, or call ``close()``.
 
 Changing the model (hooks are only queued; nothing runs until ``settle`` or
 ``run``):
@@ -36,7 +39,8 @@ Changing the model (hooks are only queued; nothing runs until ``settle`` or
   leader-settings-changed, config-changed, start, then -joined/-changed both
   ways with every live unit.
 - ``remove_unit(unit)``: -departed on both sides, then stop and remove; the
-  unit is gone (its relation data unreadable) once its queue is empty.
+  unit is gone (``bag`` refuses it) once its queue is empty. Units that saw it
+  depart can still ``relation-get`` its last settings, as in Juju.
   A leader that leaves hands leadership to another unit.
 - ``move_leader(unit)``, ``set_config(**values)`` (None resets),
   ``queue(unit, hook, remote=None)`` (e.g. ``'update-status'``),
@@ -53,7 +57,7 @@ Running hooks:
   HookRecord or None`` for model checkers: deliver any queued hook early,
   within the orders Juju guarantees.
 
-Reading the model: ``units`` (live, not being removed), ``leader``,
+Reading the model: ``juju``, ``units`` (live, not being removed), ``leader``,
 ``leader_settings``, ``config``, ``app_status``, ``bag(unit)`` (committed
 relation data), ``kv(unit)`` (unit data), ``flags(unit)``, ``status(unit)``,
 ``history`` (a :class:`HookRecord` per hook run) and ``skipped`` (hooks Juju

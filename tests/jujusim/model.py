@@ -6,7 +6,7 @@ of every unit, which units each unit has seen join, and the application
 config. Executors (see ``inprocess.py`` and ``subproc.py``) only run one hook
 and report what its hook tools did; the model decides what that means.
 
-Juju semantics modelled (Juju 2.9, peer relation ``<rel>:0``):
+Juju semantics modelled (peer relation ``<rel>:0``):
 
 * Relation settings written by a hook are committed only if it succeeds. A
   commit that changes a unit's settings queues ``<rel>-relation-changed`` on
@@ -17,10 +17,36 @@ Juju semantics modelled (Juju 2.9, peer relation ``<rel>:0``):
   other units (coalesced). Leadership hooks are state driven as in Juju:
   ``leader-elected`` runs only if the unit still leads when its turn comes,
   ``leader-settings-changed`` only if it does not.
-* A unit sees (``relation-list``) the units whose ``-joined`` it has run, and
-  can read (``relation-get``) those, itself, and the remote unit of the
-  running relation hook, such as the departing unit in ``-departed``, until
-  that unit is gone. ``relation-ids`` is empty until ``-relation-created``.
+* ``-relation-created`` runs right after ``install``, before the leadership
+  hooks, ``config-changed`` and ``start`` (juju/juju PR 11341; ops PR 259),
+  and from then on the unit may read and write relation data (Juju hook
+  reference, docs/reference/hook.md: "Starting from when
+  *-relation-created is received, relation data can be read-written").
+* During ``install`` the peer relation is not yet usable, and how that shows
+  depends on the Juju version (:data:`JUJU`, chosen per model). Juju 2.9
+  does not list it: ``relation-ids`` is empty, so ops' ``get_relation`` is
+  None ("during 'install' the relation doesn't exist as exposed to the charm
+  yet", a Juju developer in canonical/operator issue 583, 2021). Juju 3 lists
+  it but refuses its data with "permission denied" (canonical/operator issue
+  1452, 2024, and lp#2086837; documented in ops PR 2051: "peer relation data
+  is not readable or writable during the Juju install event, even though the
+  relation exists"); juju PR 18253 has relation-ids list peer relations
+  always, "as they never have any members recorded and are always needed".
+  Which 3.x release first listed it is not documented. See ``tools.py``.
+* A unit sees (``relation-list``) the units whose ``-joined`` it has run; in
+  ``-departed`` the departing unit is no longer listed (as charms.reactive
+  notes of Juju >= 2.0), and afterwards it is gone from the list for good.
+  It can read (``relation-get``) those units, itself, the remote unit of the
+  running relation hook (so the departing unit in ``-departed``), and every
+  unit it has seen depart: Juju keeps a unit's settings "accessible via
+  relation-get for the complete lifetime of the relation" (hook reference,
+  ``-relation-departed``; ``checkRemoteUnit`` in
+  apiserver/facades/agent/uniter/uniter.go says the same), and a peer
+  relation lives as long as the application. A unit it has
+  not seen join is refused, as Juju refuses one that has not entered the
+  relation's scope yet ("settings not found"): Juju would serve a unit that
+  has, or one that left before this unit arrived, but a charm cannot tell
+  those windows apart, so jujusim always takes the strict answer.
 * A failed hook stays at the head of its unit's queue and is retried.
 * A hook the charm has no file for is skipped (recorded in ``skipped``), as
   Juju does; relation membership still moves on.
@@ -45,7 +71,18 @@ from . import tools
 Hook = collections.namedtuple('Hook', 'name remote departing')
 Hook.__new__.__defaults__ = (None, None)
 
-JUJU_VERSION = '2.9.44'
+#: The Juju versions jujusim models, by the name a Model's ``juju`` argument
+#: and $JUJUSIM_JUJU take: ``version`` is $JUJU_VERSION; ``peer_in_install``
+#: says whether ``install`` already sees the peer relation (listed, data
+#: refused: Juju 3) or not at all (Juju 2.9). Everything else is the same.
+#: The versions are real releases: 3.6.8 is the one of juju issue 20178, 2.9.44
+#: what jujusim reported before it modelled Juju 3.
+Juju = collections.namedtuple('Juju', 'version peer_in_install')
+JUJU = {'2.9': Juju('2.9.44', False), '3': Juju('3.6.8', True)}
+#: The Juju of a Model that names none: $JUJUSIM_JUJU, else this one, the
+#: stricter (a layer that works there works on both).
+ENV_JUJU = 'JUJUSIM_JUJU'
+DEFAULT_JUJU = '3'
 MODEL_NAME = 'jujusim'
 MODEL_UUID = 'a5a1e1e0-1e55-4c0d-8e11-1e55c0de0000'
 GOAL_STATE_SINCE = '2024-01-01 00:00:00Z'
@@ -127,6 +164,7 @@ class _Unit:
         self.queue = []
         self.joined = set()  # remote units whose -relation-joined ran here
         self.created = False  # -relation-created ran here
+        self.departed = set()  # remote units whose -relation-departed ran here
         self.bag = {'private-address': self.address,
                     'ingress-address': self.address,
                     'egress-subnets': self.address + '/32'}
@@ -141,9 +179,15 @@ class Model:
     """One Juju application with a peer relation; see the package docstring."""
 
     def __init__(self, charm_dir, relation, executor='inprocess', workdir=None, seed=None,
-                 app=None, max_retries=5):
+                 app=None, max_retries=5, juju=None):
         if executor not in ('inprocess', 'subprocess'):
             raise ValueError(f'executor must be inprocess or subprocess, not {executor!r}')
+        #: The name of the Juju modelled, a key of :data:`JUJU`.
+        self.juju = juju or os.environ.get(ENV_JUJU) or DEFAULT_JUJU
+        if self.juju not in JUJU:
+            raise ValueError(f'juju must be one of {sorted(JUJU)} (argument or ${ENV_JUJU}), '
+                             f'not {self.juju!r}')
+        self._juju = JUJU[self.juju]
         self.executor = executor
         self.charm_dir = os.path.abspath(charm_dir)
         metadata = _read_yaml(os.path.join(self.charm_dir, 'metadata.yaml'))
@@ -224,10 +268,15 @@ class Model:
         return self._app_status
 
     def bag(self, unit):
-        """Committed relation settings of ``unit``; KeyError once it is gone."""
+        """Committed relation settings of ``unit``; KeyError once it is gone.
+
+        A test asking for a gone unit's bag is most likely confused, so this
+        refuses; hooks of the units that saw it depart can still read its last
+        settings with ``relation-get``, as in Juju.
+        """
         target = self._unit(unit)
         if target.gone:
-            raise KeyError(f'{unit} is gone, and its relation settings with it')
+            raise KeyError(f'{unit} is gone')
         return dict(target.bag)
 
     def status(self, unit):
@@ -521,6 +570,7 @@ class Model:
             unit.joined.add(hook.remote)
         elif hook.name == self._hook_name('departed') and hook.remote in unit.joined:
             unit.joined.discard(hook.remote)
+            unit.departed.add(hook.remote)
             unit.queue = [e for e in unit.queue if e.hook.remote != hook.remote
                           or e.hook.name == hook.name]
 
@@ -560,7 +610,16 @@ class Model:
     # -- what a hook sees ---------------------------------------------------
 
     def _environment(self, unit, hook, seq):
-        """The environment Juju 2.9 gives a hook (executors add their own)."""
+        """The environment Juju gives a hook (executors add their own).
+
+        In every relation hook Juju sets $JUJU_REMOTE_UNIT, empty in those
+        about no unit (``-relation-created``), and $JUJU_REMOTE_APP; it sets
+        $JUJU_DEPARTING_UNIT only in ``-relation-departed`` (``HookVars`` in
+        juju/juju worker/uniter/runner/context/context.go; the environment of
+        a relation-created hook in canonical/operator PR 218 shows
+        ``JUJU_REMOTE_UNIT=`` and ``JUJU_REMOTE_APP=<application>`` for a peer
+        relation). So ``hookenv.remote_unit()`` is '' there, not None.
+        """
         env = {
             'JUJU_UNIT_NAME': unit.name,
             'JUJU_HOOK_NAME': hook.name,
@@ -574,7 +633,7 @@ class Model:
             'JUJU_MACHINE_ID': str(unit.number),
             'JUJU_AVAILABILITY_ZONE': '',
             'JUJU_API_ADDRESSES': '127.0.0.1:17070',
-            'JUJU_VERSION': JUJU_VERSION,
+            'JUJU_VERSION': self._juju.version,
             'UNIT_STATE_DB': unit.state_db,
             'PATH': os.pathsep.join([self.tools_dir, os.path.dirname(sys.executable),
                                      SYSTEM_PATH]),
@@ -589,8 +648,7 @@ class Model:
             env['JUJU_RELATION'] = self.relation
             env['JUJU_RELATION_ID'] = self.relation_id
             env['JUJU_REMOTE_APP'] = self.app
-            if hook.remote:
-                env['JUJU_REMOTE_UNIT'] = hook.remote
+            env['JUJU_REMOTE_UNIT'] = hook.remote or ''
             if hook.departing:
                 env['JUJU_DEPARTING_UNIT'] = hook.departing
         return env
@@ -603,21 +661,21 @@ class Model:
             members.add(hook.remote)
         elif hook.name == self._hook_name('departed'):
             members.discard(hook.remote)
-        readable = set(members)
+        readable = members | unit.departed
         if relation_hook and hook.remote:
             readable.add(hook.remote)
-        # Juju keeps a unit's settings for the life of the relation, so a
-        # removed unit's bag stays readable wherever it is still a member.
         bags = {name: dict(self._units[name].bag) for name in readable}
         bags[unit.name] = dict(unit.bag)
         live = [u for u in self._units.values() if not u.gone]
+        install = hook.name == 'install' and self._juju.peer_in_install
         return {
             'unit': unit.name,
             'relation': self.relation,
             'relation_id': self.relation_id,
             'hook_relation_id': self.relation_id if relation_hook else None,
             'remote': hook.remote,
-            'created': unit.created or hook.name == self._hook_name('created'),
+            'listed': unit.created or hook.name == self._hook_name('created') or install,
+            'data_denied': install,
             'members': sorted(members),
             'bags': bags,
             'leader': self._leader == unit.name,

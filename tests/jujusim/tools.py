@@ -9,6 +9,28 @@ its effect, such as staged relation settings), which the model applies when
 the hook is over: relation settings and ports only if the hook succeeded;
 leader settings, status and log lines always.
 
+The peer relation as the relation tools show it, by the context's flags:
+
+* ``listed`` false (Juju 2.9 ``install``): ``relation-ids`` does not list it
+  and ``-r <rel>:0`` is "relation not found" (exit 2, which charmhelpers'
+  ``relation_get`` turns into None).
+* ``listed`` and ``data_denied`` (Juju 3 ``install``): ``relation-ids``
+  lists it and ``relation-list -r`` answers from the hook context (Juju's
+  relation-list reads the context's member list and asks the controller
+  nothing: worker/uniter/runner/jujuc/relation-list.go), which is empty
+  before any ``-joined``. ``relation-get`` on it fails with Juju's "ERROR
+  permission denied", exit 1 (the wording ops reports as ModelError:
+  canonical/operator issues 1452 and 551). ``relation-set`` reads the unit's
+  settings before it writes and fails with that error annotated, "ERROR
+  cannot read relation settings: permission denied" (jujuc relation-set.go,
+  ``Run``). Its ``--help`` still answers: that needs no relation.
+* ``listed`` only: the relation is usable.
+
+``relation-get`` without a unit uses $JUJU_REMOTE_UNIT; where that is empty
+in a relation hook (``-relation-created``) Juju reads the application bag of
+$JUJU_REMOTE_APP instead (``determineUnitOrAppName`` in jujuc
+relation-get.go), which jujusim does not model, so that call is unsupported.
+
 The ``subprocess`` executor runs the tools as real processes: every tool name
 on the hook's PATH is a link to one small script that calls :func:`main`. The
 context and the events of the running hook live in one file named by
@@ -196,7 +218,7 @@ class HookTools:
             rid = self.ctx['hook_relation_id']
             if rid is None:
                 raise ToolError(2, 'no relation id specified')
-        if rid != self.ctx['relation_id'] or not self.ctx['created']:
+        if rid != self.ctx['relation_id'] or not self.ctx['listed']:
             raise ToolError(2, f'invalid value "{rid}" for option -r: relation not found')
         return rid
 
@@ -226,7 +248,12 @@ class HookTools:
         rid = self._relation_id(rid)
         unit = args[1] if len(args) == 2 else self.ctx['remote']
         if not unit:
+            if self.ctx['hook_relation_id'] is not None:
+                raise Unsupported('with no remote unit Juju reads the application bag of '
+                                  '$JUJU_REMOTE_APP; application relation data is not modelled')
             raise ToolError(2, 'no unit or application specified')
+        if self.ctx['data_denied']:
+            raise ToolError(1, 'permission denied')
         if unit == self.unit:
             bag = self._own_bag()
         elif unit in self.ctx['bags']:
@@ -250,6 +277,8 @@ class HookTools:
         else:
             raise Unsupported('expected --file <path> or key=value arguments')
         self._relation_id(rid)
+        if self.ctx['data_denied']:
+            raise ToolError(1, 'cannot read relation settings: permission denied')
         changes = {}
         for key, value in settings.items():
             if not isinstance(key, str) or not key:
@@ -282,7 +311,7 @@ class HookTools:
         args = self._format_json(args)
         if len(args) != 1:
             raise Unsupported('expected one relation name')
-        found = args[0] == self.ctx['relation'] and self.ctx['created']
+        found = args[0] == self.ctx['relation'] and self.ctx['listed']
         return dumps([self.ctx['relation_id']] if found else []) + '\n', {}
 
     def _tool_relation_list(self, args):
@@ -380,6 +409,9 @@ class HookTools:
                 if args[3] != '-r':
                     raise Unsupported('expected -r RID last')
                 self._relation_id(args[4])
+                if self.ctx['data_denied']:
+                    raise Unsupported('what Juju 3 answers for a relation during install is '
+                                      'not known')
         else:
             raise Unsupported('expected --primary-address B or B --format yaml [-r RID]')
         if binding not in self.ctx['bindings']:
