@@ -8,10 +8,11 @@ against both kinds of value, plus the rules that are judgement calls
 """
 import base64
 
-import peers
 import pytest
 from e2e import pki
 from test_hostile import MALFORMED, ODD_BUT_VALID, Material, armor, der
+
+import peers
 
 CSR = peers.CSR_LABEL
 CERT = peers.CERT_LABEL
