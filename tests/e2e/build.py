@@ -1,13 +1,15 @@
-"""Build examples/tls-example into a charm with charm-tools, offline, once per session.
+"""Build the example layers into charms with charm-tools, offline, once per session.
 
-End-to-end tests deploy what a charm author would deploy: the example layer
-built by ``charm-build`` with this checkout as ``interface:tls``. So the
-build itself is under test too: that charm-build finds the interface
-locally, that interface.yaml keeps tests and tooling out of the charm, and
-that charm-proof has nothing to complain about.
+End-to-end tests deploy what a charm author would deploy: an example layer
+(``examples/<name>``: tls-example by default, or easyrsa-example) built by
+``charm-build`` with this checkout as ``interface:tls``. So the build itself
+is under test too: that charm-build finds the interface locally, that
+interface.yaml keeps tests and tooling out of the charm, and that
+charm-proof has nothing to complain about.
 
-Builds are cached per (relation name, digest of every input), because a test
-session asks for the same charm many times and must not rebuild it each time.
+Builds are cached per (example, relation name, digest of every input),
+because a test session asks for the same charm many times and must not
+rebuild it each time.
 The cache lives in ``$TLS_EXAMPLE_BUILD_CACHE`` when set (to share it between
 sessions), else in ``<workdir>/charm-builds``.
 """
@@ -25,8 +27,8 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / 'examples' / 'tls-example'
-CHARM_NAME = 'tls-example'
+EXAMPLES = REPO / 'examples'
+DEFAULT_EXAMPLE = 'tls-example'
 CACHE_ENV = 'TLS_EXAMPLE_BUILD_CACHE'
 BUILD_TIMEOUT = 300  # seconds; a build takes well under one
 
@@ -45,29 +47,31 @@ class BuildError(RuntimeError):
     """charm-build or charm-proof failed; the message carries their output."""
 
 
-def build_charm(workdir, relation_name='tls', strict=True):
-    """Return the directory of the built tls-example charm.
+def build_charm(workdir, relation_name='tls', strict=True, example=DEFAULT_EXAMPLE):
+    """Return the directory of the built charm of ``examples/<example>``.
 
     ``relation_name`` renames the peer relation in metadata.yaml, proving the
     layer does not depend on its relation being called ``tls``. With
     ``strict`` (the default) any charm-proof warning fails the build: the
-    example is clean, so a warning is a regression. Errors always fail.
+    examples are clean, so a warning is a regression. Errors always fail.
     """
+    layer = EXAMPLES / example
+    charm_name = _charm_name(layer)
     cache_root = Path(os.environ.get(CACHE_ENV) or Path(workdir) / 'charm-builds').resolve()
     if cache_root == REPO or REPO in cache_root.parents:
         # interface:tls is the checkout itself, so charm-build would copy
         # earlier builds kept inside it into hooks/relations/tls/.
         raise ValueError('build cache {} must be outside the repository'.format(cache_root))
-    key = '{}-{}'.format(relation_name, source_digest(relation_name)[:16])
+    key = '{}-{}-{}'.format(example, relation_name, source_digest(relation_name, example)[:16])
     final = cache_root / key
-    charm = final / CHARM_NAME
+    charm = final / charm_name
     if (final / 'build.json').exists():
         return charm
 
     cache_root.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix='.build-{}-'.format(key), dir=str(cache_root)))
     try:
-        result = _build(scratch, relation_name, strict)
+        result = _build(scratch, layer, charm_name, relation_name, strict)
         try:
             # Atomic publish: a concurrent session either sees nothing or a
             # finished build, and the loser of a race just drops its copy.
@@ -85,7 +89,7 @@ def build_info(charm_dir):
     return json.loads((Path(charm_dir).parent / 'build.json').read_text())
 
 
-def source_digest(relation_name):
+def source_digest(relation_name, example=DEFAULT_EXAMPLE):
     """SHA-256 over every input of a build.
 
     Deliberately broad (the whole checkout but VCS data and caches, this
@@ -93,7 +97,7 @@ def source_digest(relation_name):
     costs about a second.
     """
     h = hashlib.sha256()
-    h.update('relation={}\n'.format(relation_name).encode())
+    h.update('example={}\nrelation={}\n'.format(example, relation_name).encode())
     h.update('charm-tools={}\n'.format(_charm_tools_version()).encode())
     for root, dirs, files in os.walk(str(REPO)):
         dirs[:] = sorted(d for d in dirs if d not in _NOT_INPUTS)
@@ -112,10 +116,11 @@ def source_digest(relation_name):
     return h.hexdigest()
 
 
-def _build(scratch, relation_name, strict):
-    """Run charm-build and charm-proof in scratch; return the result dir."""
-    layer = scratch / 'layers' / CHARM_NAME
-    shutil.copytree(str(EXAMPLE), str(layer),
+def _build(scratch, source, charm_name, relation_name, strict):
+    """Run charm-build and charm-proof on a copy of the layer ``source`` in
+    scratch; return the result dir."""
+    layer = scratch / 'layers' / charm_name
+    shutil.copytree(str(source), str(layer),
                     ignore=shutil.ignore_patterns(*_NOT_INPUTS, '*.pyc'))
     if relation_name != 'tls':
         _rename_relation(layer / 'metadata.yaml', relation_name)
@@ -134,7 +139,7 @@ def _build(scratch, relation_name, strict):
     started = time.monotonic()
     build = _run(cmd, env, cwd=scratch)
     seconds = round(time.monotonic() - started, 2)
-    charm = out / CHARM_NAME
+    charm = out / charm_name
     # charm-build exits with charm-proof's code: 100 means warnings only.
     if build.returncode not in ((0,) if strict else (0, 100)) or not charm.is_dir():
         raise BuildError('charm-build exited {}:\n{}'.format(build.returncode, build.stdout))
@@ -147,12 +152,21 @@ def _build(scratch, relation_name, strict):
         raise BuildError('charm-proof on {} exited {}:\n{}'.format(
             charm, proof.returncode, proof.stdout))
 
-    shutil.move(str(charm), str(result / CHARM_NAME))
-    info = {'seconds': seconds, 'command': cmd, 'relation_name': relation_name,
+    shutil.move(str(charm), str(result / charm_name))
+    info = {'seconds': seconds, 'command': cmd, 'charm': charm_name,
+            'relation_name': relation_name,
             'charm_build_output': build.stdout, 'proof_output': proof.stdout}
     (result / 'build.json').write_text(json.dumps(info, indent=2))
-    log.info('built %s (relation %s) in %.2fs', CHARM_NAME, relation_name, seconds)
+    log.info('built %s (relation %s) in %.2fs', charm_name, relation_name, seconds)
     return result
+
+
+def _charm_name(layer):
+    """The charm's name from the layer's metadata.yaml: charm-build writes
+    the charm to a directory of that name."""
+    if not (layer / 'metadata.yaml').is_file():
+        raise ValueError('{} is not an example layer: it has no metadata.yaml'.format(layer))
+    return yaml.safe_load((layer / 'metadata.yaml').read_text())['name']
 
 
 def _rename_relation(metadata, relation_name):

@@ -1,4 +1,4 @@
-"""The example charm builds offline with this checkout as interface:tls.
+"""The example charms build offline with this checkout as interface:tls.
 
 Checks what a deployed charm relies on: every hook Juju will run exists and is
 executable, the interface module is this repository's peers.py byte for byte,
@@ -19,11 +19,16 @@ NOT_SHIPPED = ('tests', 'examples', 'benchmarks', 'docs', '.ci', '.git', '.gitig
                'tox.ini', '.pytest_cache', '.tox', '__pycache__')
 
 
-@pytest.fixture(scope='module', params=['tls', 'cluster'])
+# (example, relation name): tls-example also under another relation name.
+BUILDS = [('tls-example', 'tls'), ('tls-example', 'cluster'), ('easyrsa-example', 'tls')]
+
+
+@pytest.fixture(scope='module', params=BUILDS, ids=['-'.join(b) for b in BUILDS])
 def built(request, tmp_path_factory):
-    """(relation name, built charm dir); one build per name per session."""
+    """(relation name, built charm dir); one build per example and name per session."""
+    example, relation = request.param
     workdir = tmp_path_factory.getbasetemp() / 'e2e-build'
-    return request.param, build_charm(workdir, relation_name=request.param)
+    return relation, build_charm(workdir, relation_name=relation, example=example)
 
 
 def test_hooks_present_and_executable(built):
@@ -54,7 +59,8 @@ def test_interface_is_this_checkout(built):
 
 def test_reactive_module_compiles(built):
     _, charm = built
-    module = charm / 'reactive' / 'tls_example.py'
+    meta = yaml.safe_load((charm / 'metadata.yaml').read_text())
+    module = charm / 'reactive' / '{}.py'.format(meta['name'].replace('-', '_'))
     compile(module.read_text(), str(module), 'exec')
 
 
@@ -69,4 +75,4 @@ def test_build_is_clean_and_recorded(built):
 def test_build_is_cached(built, tmp_path_factory):
     rel, charm = built
     workdir = tmp_path_factory.getbasetemp() / 'e2e-build'
-    assert build_charm(workdir, relation_name=rel) == charm
+    assert build_charm(workdir, relation_name=rel, example=charm.name) == charm

@@ -12,60 +12,35 @@ was logged at WARNING or above but what the scenario expects.
 A subprocess hook costs about 0.3 s, so the scenarios on ``tls`` share one
 deployment and play one after another (3 units, 6, 5, a leader change, a
 re-key, a new CA ...). Each test still states only its own change; run alone
-(``-k``), a test first plays the scenarios listed before it in ``SHARED``.
+(``-k``), a test first plays the scenarios listed before it in ``SHARED``
+(see ``e2e/deployment.py``).
 """
 import hashlib
-from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from jujusim import Model
 
 from e2e import pki
 from e2e.build import build_charm
+from e2e.deployment import Deployment as BaseDeployment
+from e2e.deployment import play_up_to
 
 CERT_AVAILABLE = 'signed certificate available'
 LAYER_STATES = ('create certificate signing request', 'sign certificate signing request',
                 CERT_AVAILABLE)
-LOUD = ('WARNING', 'ERROR', 'CRITICAL')
-INJECTED = 'injected hook failure'  # in the traceback of a fail_next failure
 
 
-class Deployment:
+class Deployment(BaseDeployment):
     """A model of the example charm, and the checks every scenario ends with."""
-
-    def __init__(self, charm, relation, workdir):
-        self.model = Model(str(charm), relation, executor='subprocess', workdir=str(workdir))
-        self.tls_dir = Path(self.model.workdir) / 'tls'
-        self.model.set_config(**{'tls-dir': str(self.tls_dir)})
-        self.played = set()  # names of the SHARED scenarios played on it
-        self.mark = 0  # where the current scenario starts in the model's history
-
-    def begin(self):
-        self.mark = len(self.model.history)
-
-    def deploy(self, units):
-        for _ in range(units):
-            self.model.add_unit()
-        self.model.settle()
-
-    def records(self):
-        """The hooks run since the scenario began."""
-        return self.model.history[self.mark:]
 
     def check(self, failed=(), warnings=()):
         """Assert the end state every scenario must reach; return {unit: certificate}.
 
-        ``failed`` lists the (unit, hook) of injected failures, ``warnings``
-        the (unit, message) logged at WARNING or above, both in order.
+        ``failed`` and ``warnings`` are as for :meth:`check_hooks`.
         """
         m = self.model
-        records = self.records()
-        assert [(r.unit, r.hook) for r in records if not r.ok] == list(failed)
-        assert all(INJECTED in r.error for r in records if not r.ok)
-        assert [(r.unit, message) for r in records
-                for level, message in r.logs if level in LOUD] == list(warnings)
+        self.check_hooks(failed, warnings)
         settings = m.leader_settings
         # The term in leader settings names the leader, and its bag is its own.
         assert settings['tls-leader'].split()[1] == m.leader
@@ -89,17 +64,6 @@ class Deployment:
         assert (result['server'], result['client']) == (m.leader, client)
         return certs
 
-    def keys(self):
-        """{unit: DER of the public key in its key.pem}."""
-        return {unit: pki.public_der(serialization.load_pem_private_key(
-            (pki.unit_dir(self.tls_dir, unit) / 'key.pem').read_bytes(), None).public_key())
-            for unit in self.model.units}
-
-    def certificates(self):
-        return {unit: x509.load_pem_x509_certificate(
-            (pki.unit_dir(self.tls_dir, unit) / 'cert.pem').read_bytes())
-            for unit in self.model.units}
-
 
 @pytest.fixture(scope='module')
 def charm_for(tmp_path_factory):
@@ -118,14 +82,7 @@ def shared(charm_for, tmp_path_factory):
 @pytest.fixture
 def app(request, shared):
     """The shared deployment with every scenario before this test in SHARED played on it."""
-    for earlier in SHARED[:SHARED.index(request.function)]:
-        if earlier.__name__ not in shared.played:
-            shared.played.add(earlier.__name__)
-            shared.begin()
-            earlier(shared)
-    shared.played.add(request.function.__name__)
-    shared.begin()
-    return shared
+    return play_up_to(shared, SHARED, request.function)
 
 
 @pytest.fixture
