@@ -12,15 +12,17 @@ import textwrap
 
 import pytest
 from jujusim import HookRetriesExhausted, Model, NotSettled, UnsupportedToolCall
-from jujusim.model import DEFAULT_JUJU, ENV_JUJU, JUJU, Hook
+from jujusim.model import DEFAULT_JUJU, ENV_JUJU, ENV_SELF_NOTIFY, JUJU, Hook
 from jujusim.tools import HookTools, dumps
 
 EXECUTORS = ('inprocess', 'subprocess')
 JUJUS = ('2.9', '3')
+SELF_NOTIFY = (False, True)
 #: What the probe notes of $JUJU_RELATION, _RELATION_ID, _REMOTE_UNIT, _REMOTE_APP
 #: and _DEPARTING_UNIT (None: unset) outside relation hooks and in -relation-created.
 NO_RELATION_ENV = [None] * 5
 CREATED_ENV = ['cluster', 'cluster:0', '', 'probe', None]
+APP_CHANGED_ENV = CREATED_ENV  # no remote unit there either
 
 PROBE = {
     'metadata.yaml': """\
@@ -38,6 +40,7 @@ PROBE = {
           peek: {type: string, description: config-changed reads this unit's relation data}
           misuse: {type: boolean, default: false, description: config-changed misuses a tool}
           try-leader-set: {type: boolean, default: false, description: every unit leader-sets}
+          app-word: {type: string, description: "config-changed writes it to the application bag"}
         """,
     'hooks/hook.template': """\
         #!/usr/bin/env python3
@@ -87,6 +90,7 @@ PROBE = {
         @hook('config-changed')
         def config_changed():
             config = hookenv.config()
+            leader = hookenv.is_leader()  # asked first: leadership can end mid-hook
             unitdata.kv().set('greeting', config['greeting'])
             for rid in hookenv.relation_ids('cluster'):
                 hookenv.relation_set(rid, greeting=config['greeting'])
@@ -104,6 +108,24 @@ PROBE = {
                     hookenv.leader_set(tried=hookenv.local_unit())
                 except subprocess.CalledProcessError:
                     note(['leader-set refused'])
+            if config['app-word'] is not None:
+                write_app_word(config['app-word'], leader)
+
+
+        def write_app_word(word, leader):
+            # The leader writes unguarded: a refusal fails the hook.
+            rid = hookenv.relation_ids('cluster')[0]
+            if leader:
+                hookenv.relation_set(rid, {'word': word}, app=True)
+                note(['app-wrote', hookenv.relation_get('word', rid=rid, app='probe')])
+                hookenv.application_version_set(word)
+                return
+            try:
+                hookenv.relation_set(rid, {'word': 'forged'}, app=True)
+                note(['app-wrote anyway'])
+            except subprocess.CalledProcessError as err:
+                note(['app-refused', err.returncode,
+                      hookenv.relation_get('word', rid=rid, app='probe')])
 
 
         @hook('update-status')
@@ -162,7 +184,10 @@ PROBE = {
             for rid in hookenv.relation_ids('cluster'):
                 note(['install', rid, attempt(hookenv.related_units, rid),
                       attempt(hookenv.relation_get, rid=rid, unit=hookenv.local_unit()),
-                      attempt(subprocess.check_call, ['relation-set', '-r', rid, 'early=1'])])
+                      attempt(subprocess.check_call, ['relation-set', '-r', rid, 'early=1']),
+                      attempt(hookenv.relation_get, rid=rid, app='probe'),
+                      attempt(subprocess.check_call,
+                              ['relation-set', '--app', '-r', rid, 'early=1'])])
 
 
         class ProbePeers(RelationBase):
@@ -176,8 +201,15 @@ PROBE = {
 
             @hook('{peers:probe}-relation-{joined,changed}')
             def changed(self):
-                self.conversation().set_state('{relation_name}.joined')
                 remote = hookenv.remote_unit()
+                if not remote:  # the application bag changed
+                    note_env()
+                    rid = hookenv.relation_id()
+                    note(['app-changed', hookenv.relation_get('word'),
+                          hookenv.relation_get('word', rid=rid, app='probe'),
+                          hookenv.relation_get(rid=rid, app=hookenv.local_unit())])
+                    return
+                self.conversation().set_state('{relation_name}.joined')
                 note([hookenv.hook_name(), remote, self.get_remote('greeting'),
                       sorted(hookenv.related_units())])
 
@@ -237,6 +269,7 @@ def tool_context(**overrides):
         'members': ['app/1'], 'leader': False, 'leader_settings': {'ca': 'PEM'},
         'bags': {'app/0': {'private-address': '127.0.0.1'},
                  'app/1': {'private-address': '127.0.0.2', 'csr': 'x'}},
+        'app': 'app', 'app_bag': {'ca': 'CA', 'old': 'x'}, 'depose_before': None,
         'config': {'a': 1, 'b': None}, 'address': '127.0.0.1', 'bindings': ['cluster'],
         'ports': [], 'status': ('maintenance', ''), 'goal_state': {}, 'yaml_path': '',
     }
@@ -308,18 +341,87 @@ def test_tools_refuse_peer_data_while_juju_3_lists_the_relation_in_install():
     assert tools.events[-1]['unsupported']
 
 
-def test_tools_do_not_guess_the_application_bag_juju_reads_without_a_remote_unit():
-    # In -relation-created $JUJU_REMOTE_UNIT is empty, so Juju reads $JUJU_REMOTE_APP's bag.
+APP_GET = ['relation-get', '--format=json', '--app', '-r', 'cluster:0']
+
+
+def test_tools_answer_the_application_bag_forms_charmhelpers_uses(tmp_path):
+    settings = tmp_path / 'settings.yaml'
+    settings.write_text("ca: NEW\nold: ''\nextra: null\n")
+    tools = HookTools(tool_context(leader=True))
+    assert tools.call(APP_GET + ['-', 'app']) == (0, '{"ca":"CA","old":"x"}\n', '')
+    assert tools.call(['relation-set', '--app', '-r', 'cluster:0', '--file', str(settings)]) \
+        == (0, '', '')
+    assert tools.call(['relation-set', '--app', 'more=1'])[0] == 0  # the hook's relation
+    assert tools.app_staged == {'ca': 'NEW', 'old': None, 'extra': None, 'more': '1'}
+    assert tools.staged == {}
+    # The leader reads its hook context: its own writes of this hook included.
+    assert tools.call(APP_GET + ['-', 'app'])[1] == '{"ca":"NEW","more":"1"}\n'
+    assert tools.call(APP_GET + ['ca', 'app/1'])[1] == '"NEW"\n'  # a unit names its app
+    assert tools.call(APP_GET + ['ca'])[1] == '"NEW"\n'  # $JUJU_REMOTE_APP
+    # Any other unit reads the committed bag.
+    follower = HookTools(tool_context())
+    assert follower.call(APP_GET + ['-', 'app'])[1] == '{"ca":"CA","old":"x"}\n'
+    assert follower.call(['relation-get', '--format=json', '--app', 'ca', 'app'])[1] \
+        == '"CA"\n'
+    assert not any(e.get('unsupported') for e in tools.events + follower.events)
+
+
+def test_tools_read_the_application_bag_where_no_remote_unit_is_named():
+    # In -relation-created and app-changed $JUJU_REMOTE_UNIT is empty, so Juju
+    # reads the bag of $JUJU_REMOTE_APP, this application's own on a peer relation.
     tools = HookTools(tool_context(remote=None))
-    rc, _, err = tools.call(['relation-get', '--format=json', 'greeting'])
-    assert rc == 1 and 'application' in err and tools.events[-1]['unsupported']
-    assert tools.call(['relation-get', '--format=json', '-', 'app/0'])[0] == 0
+    assert tools.call(['relation-get', '--format=json', 'ca']) == (0, '"CA"\n', '')
+    assert tools.call(['relation-get', '--format=json', '-', 'app/0'])[1] \
+        == '{"private-address":"127.0.0.1"}\n'
+    # Outside relation hooks there is no remote application to default to.
+    elsewhere = HookTools(tool_context(remote=None, hook_relation_id=None))
+    for args in (['-r', 'cluster:0', 'ca'], ['--app', '-r', 'cluster:0', 'ca']):
+        rc, _, err = elsewhere.call(['relation-get', '--format=json'] + args)
+        assert rc == 2 and 'no unit or application specified' in err
+    assert elsewhere.call(APP_GET + ['ca', 'app'])[1] == '"CA"\n'
+
+
+def test_tools_let_only_the_leader_write_the_application_bag():
+    tools = HookTools(tool_context())
+    assert tools.call(['relation-set', '--app', '-r', 'cluster:0', 'ca=FORGED']) \
+        == (1, '', 'ERROR cannot write relation settings\n')
+    assert tools.app_staged == {} and not tools.events[-1].get('unsupported')
+    # During Juju 3's install: the leader check first, then the data refused.
+    install = {'hook_relation_id': None, 'remote': None, 'data_denied': True}
+    follower = HookTools(tool_context(**install))
+    assert follower.call(['relation-set', '--app', '-r', 'cluster:0', 'a=b'])[2] \
+        == 'ERROR cannot write relation settings\n'
+    leader = HookTools(tool_context(leader=True, **install))
+    assert leader.call(['relation-set', '--app', '-r', 'cluster:0', 'a=b']) \
+        == (1, '', 'ERROR cannot read relation application settings: permission denied\n')
+    assert leader.call(APP_GET + ['-', 'app']) == (1, '', 'ERROR permission denied\n')
+    assert leader.app_staged == {}
+
+
+def test_tools_check_leadership_when_a_call_needs_it():
+    # Leadership ends just before the first relation-set, as Model.move_leader(mid_hook=) asks.
+    tools = HookTools(tool_context(leader=True, depose_before='relation-set'))
+    assert tools.call(['is-leader', '--format=json'])[1] == 'true\n'
+    assert tools.call(['leader-set', 'a=1'])[0] == 0
+    assert tools.call(['relation-set', '-r', 'cluster:0', 'a=1'])[0] == 0  # unit bag: fine
+    assert tools.call(['relation-set', '--app', '-r', 'cluster:0', 'a=1'])[2] \
+        == 'ERROR cannot write relation settings\n'
+    assert tools.call(['is-leader', '--format=json'])[1] == 'false\n'
+    assert tools.call(['leader-set', 'a=2'])[0] == 1
+    assert [e.get('deposed', False) for e in tools.events] == [False, False, True, False,
+                                                               False, False]
+    # A later tool process of the same hook replays the events: still not the leader.
+    replayed = HookTools(tools.ctx, tools.events)
+    assert replayed.call(['is-leader', '--format=json'])[1] == 'false\n'
+    assert replayed.call(APP_GET + ['-', 'app'])[1] == '{"ca":"CA","old":"x"}\n'
 
 
 @pytest.mark.parametrize('argv', [
     ['relation-get', '--app', '-'],
     ['relation-get', '-r', 'cluster:0', '-', 'app/1'],
-    ['relation-set', '--app', '-r', 'cluster:0', '--file', 'f'],
+    ['relation-get', '--format=json', '-r', 'cluster:0', '--app', '-', 'app'],
+    ['relation-get', '--format=json', '--app', '-', 'other-app'],
+    ['relation-set', '-r', 'cluster:0', '--app', '--file', 'f'],
     ['relation-list'],
     ['is-leader'],
     ['leader-get', 'key'],
@@ -495,8 +597,9 @@ def test_departed_units_leave_relation_list_but_stay_readable(probe, tmp_path, j
 
 @pytest.mark.parametrize('juju, install_sees', [
     ('2.9', []),
-    # Listed, with no units yet, and its data refused: relation-get and relation-set exit 1.
-    ('3', [['install', 'cluster:0', [], 1, 1]]),
+    # Listed, with no units yet, and its data refused: relation-get and relation-set, of
+    # the unit bag and of the application bag, exit 1.
+    ('3', [['install', 'cluster:0', [], 1, 1, 1, 1]]),
 ])
 def test_install_sees_the_peer_relation_as_its_juju_shows_it(probe, tmp_path, juju, install_sees):
     version = JUJU[juju].version
@@ -513,6 +616,12 @@ def test_install_sees_the_peer_relation_as_its_juju_shows_it(probe, tmp_path, ju
         assert ('ERROR permission denied' in install.output) is (juju == '3')
         assert ('ERROR cannot read relation settings: permission denied' in install.output) \
             is (juju == '3')
+        # u0 leads: its application-bag write gets past the leader check, u1's does not.
+        assert ('ERROR cannot read relation application settings: permission denied'
+                in install.output) is (juju == '3')
+        follower = next(r for r in model.history if r.unit == u1 and r.hook == 'install')
+        assert ('ERROR cannot write relation settings' in follower.output) is (juju == '3')
+        assert model.app_bag() == {}
 
 
 def test_the_juju_modelled_is_an_argument_or_the_environment(probe, tmp_path, monkeypatch):
@@ -553,6 +662,186 @@ def test_leadership_moves_and_only_the_leader_may_leader_set(model):
     assert model.leader_settings == {'leader': u0, 'tried': u1}
 
 
+# -- the application bag ----------------------------------------------------------
+
+def app_hooks(model, records=None):
+    """The units that ran an app-changed hook, in order."""
+    return [r.unit for r in (model.history if records is None else records) if r.app_change]
+
+
+def write_word(model, word):
+    """Every unit's config-changed writes ``word`` (the leader) or tries to."""
+    model.set_config(**{'app-word': word})
+
+
+@pytest.fixture(params=SELF_NOTIFY, ids=['others-told', 'leader-told-too'])
+def self_notify(request):
+    return request.param
+
+
+@pytest.fixture
+def trio(probe, tmp_path, self_notify):
+    with Model(probe, 'cluster', workdir=str(tmp_path), self_notify=self_notify) as m:
+        units = [m.add_unit() for _ in range(3)]
+        m.settle()
+        yield m, units
+
+
+def test_the_leader_writes_the_application_bag_and_every_unit_hears_of_it(trio):
+    model, (u0, u1, u2) = trio
+    assert model.leader == u0 and app_hooks(model) == [] and model.app_bag() == {}
+    write_word(model, 'w')
+    runs = model.settle()
+    assert model.app_bag() == {'word': 'w'}
+    written = next(r for r in runs if r.unit == u0)
+    assert (written.hook, written.app_written, written.relation_written) == (
+        'config-changed', {'word': 'w'}, {'greeting': 'hello'})
+    # The leader's relation-get shows its write before the hook commits it.
+    assert ['app-wrote', 'w'] in seen(model, u0)
+    # The others were refused at the call and their hooks went on; they read the
+    # committed bag (u0 went first).
+    for unit in (u1, u2):
+        assert ['app-refused', 1, 'w'] in seen(model, unit)
+        refused = next(r for r in runs if r.unit == unit and r.hook == 'config-changed')
+        assert refused.ok and refused.app_written == {}
+        assert 'ERROR cannot write relation settings' in refused.output
+    # -relation-changed with no remote unit, once per unit (the leader too if self-notified);
+    # relation-get with no unit, with --app and with a unit name for the app all read it.
+    assert sorted(app_hooks(model, runs)) == ([u0] if model.self_notify else []) + [u1, u2]
+    for record in runs:
+        if record.app_change:
+            assert (record.hook, record.remote, record.ok) == ('cluster-relation-changed',
+                                                               None, True)
+            assert seen(model, record.unit)[-2:] == [
+                ['env', 'cluster-relation-changed', JUJU[model.juju].version, APP_CHANGED_ENV],
+                ['app-changed', 'w', 'w', {'word': 'w'}]]
+    # Writing what is there changes nothing and tells nobody; '' deletes.
+    model.queue(u0, 'config-changed')
+    assert model.run(u0).app_written == {'word': 'w'} and model.pending() == []
+    write_word(model, '')
+    runs = model.settle()
+    assert model.app_bag() == {} and next(r for r in runs if r.unit == u0).app_written \
+        == {'word': None}
+    assert sorted(app_hooks(model, runs)) == ([u0] if model.self_notify else []) + [u1, u2]
+
+
+def test_app_changed_hooks_coalesce_and_reach_units_that_joined_nobody(probe, tmp_path,
+                                                                      self_notify):
+    with Model(probe, 'cluster', workdir=str(tmp_path), self_notify=self_notify) as model:
+        u0 = model.add_unit()
+        model.settle()
+        u1 = model.add_unit()
+        for _ in range(5):  # install .. start: u1 has run -joined for nobody yet
+            model.run(u1)
+        model.poke_app({'word': 'a'})
+        model.poke_app({'word': 'b'})
+        app_changed = Hook('cluster-relation-changed')
+        queued = {unit: [h for u, _, h in model.pending() if u == unit] for unit in (u0, u1)}
+        assert queued[u1] == [Hook('cluster-relation-joined', u0),
+                              Hook('cluster-relation-changed', u0), app_changed]
+        assert queued[u0].count(app_changed) == int(model.self_notify)
+        model.run(u1, 2)  # Juju runs app hooks before -joined
+        assert seen(model, u1)[-1] == ['app-changed', 'b', 'b', {'word': 'b'}]
+        model.poke_app({'word': None, 'other': 'x'})  # None deletes, as in poke
+        model.settle()
+        assert model.app_bag() == {'other': 'x'}
+        assert seen(model, u1)[-1] == ['app-changed', None, None, {'other': 'x'}]
+
+
+def test_the_application_bag_outlives_leaders_and_units(trio):
+    model, (u0, u1, u2) = trio
+    write_word(model, 'w')
+    model.settle()
+    model.move_leader(u1)
+    model.settle()
+    assert model.app_bag() == {'word': 'w'}  # nobody wrote since
+    model.remove_unit(u1)
+    assert model.leader == u0 and model.app_bag() == {'word': 'w'}
+    # A unit being removed is told of no more changes.
+    model.poke_app({'word': 'v'})
+    assert sorted(u for u, _, h in model.pending() if h == Hook('cluster-relation-changed')) \
+        == ([u0] if model.self_notify else []) + [u2]
+    model.settle()
+    # A unit that arrives after the bag was first written is told of it after start.
+    u3 = model.add_unit()
+    model.settle()
+    assert hooks_of(model, u3)[4:7] == [('start', None), ('cluster-relation-changed', None),
+                                        ('cluster-relation-joined', u0)]
+    assert ['app-changed', 'v', 'v', {'word': 'v'}] in seen(model, u3)
+    assert model.app_bag() == {'word': 'v'}  # u3's word was refused
+    with Model(model.charm_dir, 'cluster', workdir=str(model.workdir)) as empty:
+        with pytest.raises(ValueError):
+            empty.poke_app({'word': 'w'})  # no unit, so no leader to write as
+
+
+def test_a_failed_hook_commits_no_application_bag_writes(trio):
+    model, (u0, u1, u2) = trio
+    model.fail_next(u0, 'config-changed')
+    write_word(model, 'w')
+    failed = model.run(u0)
+    assert (failed.hook, failed.ok, failed.app_written) == ('config-changed', False, {})
+    assert ['app-wrote', 'w'] not in seen(model, u0)  # its unit data was rolled back too
+    assert model.app_bag() == {} and app_hooks(model) == []
+    assert Hook('cluster-relation-changed') not in [h for _, _, h in model.pending()]
+    runs = model.settle()
+    retried = next(r for r in runs if r.unit == u0)
+    assert (retried.ok, retried.attempt, retried.app_written) == (True, 2, {'word': 'w'})
+    assert sorted(app_hooks(model, runs)) == ([u0] if model.self_notify else []) + [u1, u2]
+
+
+def test_leadership_is_checked_when_the_application_bag_is_written(trio):
+    model, (u0, u1, u2) = trio
+    # Moved between hooks: u0's next hook is a non-leader's from its start.
+    write_word(model, 'w')
+    model.move_leader(u1)
+    model.settle()
+    assert ['app-refused', 1, None] in seen(model, u0)
+    assert model.app_bag() == {'word': 'w'} and ['app-wrote', 'w'] in seen(model, u1)
+    # Moved during a hook, before the write: refused at the call, the hook fails and
+    # is retried as a non-leader's.
+    model.move_leader(u2, mid_hook='relation-set')
+    assert model.leader == u1  # not before u1's next hook
+    write_word(model, 'x')
+    runs = model.settle()
+    failed, retried = [r for r in runs if r.unit == u1 and r.hook == 'config-changed']
+    assert not failed.ok and 'CalledProcessError' in failed.error
+    assert 'ERROR cannot write relation settings' in failed.output
+    # u2 led from the failure on, so its config-changed, run before the retry, wrote.
+    assert retried.ok and ['app-refused', 1, 'x'] in seen(model, u1)
+    assert model.leader == u2 and model.app_bag() == {'word': 'x'}
+    assert [r.hook for r in runs if r.unit == u2][:2] == ['config-changed', 'leader-elected']
+    assert (u1, 'leader-deposed') in [(u, h.name) for u, h, _ in model.skipped]
+
+
+def test_writes_staged_before_leadership_ends_are_refused_at_commit(trio):
+    model, (u0, u1, u2) = trio
+    model.move_leader(u1, mid_hook='application-version-set')  # after the write
+    write_word(model, 'w')
+    runs = model.settle()
+    failed, retried = [r for r in runs if r.unit == u0 and r.hook == 'config-changed']
+    assert not failed.ok and failed.app_written == {} and failed.relation_written == {}
+    assert 'permission denied' in failed.error
+    # The failed run's unit data was committed when it exited 0; only Juju's commit failed.
+    notes = seen(model, u0)
+    assert retried.ok and notes.index(['app-wrote', 'w']) < notes.index(['app-refused', 1, 'w'])
+    assert model.leader == u1 and model.app_bag() == {'word': 'w'}  # u1 wrote it
+    assert next(r for r in runs if r.unit == u1 and r.hook == 'config-changed').app_written \
+        == {'word': 'w'}
+
+
+def test_self_notification_is_an_argument_or_the_environment(probe, tmp_path, monkeypatch):
+    def self_notify(**kwargs):
+        with Model(probe, 'cluster', workdir=str(tmp_path), **kwargs) as model:
+            return model.self_notify
+    monkeypatch.delenv(ENV_SELF_NOTIFY, raising=False)
+    assert self_notify() is False and self_notify(self_notify=True) is True
+    monkeypatch.setenv(ENV_SELF_NOTIFY, '1')
+    assert self_notify() is True and self_notify(self_notify=False) is False
+    monkeypatch.setenv(ENV_SELF_NOTIFY, 'yes')
+    with pytest.raises(ValueError):
+        self_notify()
+
+
 def test_a_failed_hook_is_rolled_back_and_retried(model):
     u0, u1 = model.add_unit(), model.add_unit()
     model.settle()
@@ -588,7 +877,7 @@ def test_config(model):
     u0 = model.add_unit()
     model.settle()
     assert model.config == {'greeting': 'hello', 'explode': False, 'peek': None,
-                            'misuse': False, 'try-leader-set': False}
+                            'misuse': False, 'try-leader-set': False, 'app-word': None}
     model.set_config(greeting='hello')
     assert model.pending() == []
     model.set_config(greeting='hi')
@@ -654,6 +943,9 @@ def directed_scenario(model):
     model.queue(u0, 'update-status')
     model.run(u0, 1)  # before the queued -changed for u1; fails at its end
     model.run(u0)  # the retry comes first
+    model.set_config(**{'app-word': 'w'})
+    model.run(u0, 1)  # config-changed: the leader writes the application bag ...
+    model.run(u0, 1)  # ... and, told of its own write, reads it
     model.remove_unit(u1)
     assert model.pending()[0] == (u0, 0, Hook('cluster-relation-departed', u1, u1))
     model.run(u0)
@@ -671,24 +963,33 @@ def observable(model):
     def argv(args):
         return [('<file>' if i and args[i - 1] == '--file' else text(arg))
                 for i, arg in enumerate(args)]
-    history = [(r.unit, r.hook, r.remote, r.departing, r.attempt, r.ok, dict(r.calls),
-                [argv(a) for a in r.argv], r.relation_written, r.leader_written, r.flags,
+    history = [(r.unit, r.hook, r.remote, r.app_change, r.departing, r.attempt, r.ok,
+                dict(r.calls), [argv(a) for a in r.argv], r.relation_written, r.app_written,
+                r.leader_written, r.flags,
                 [(level, text(message)) for level, message in r.logs], r.unsupported)
                for r in model.history]
-    return history, {u: (model.bag(u), model.kv(u)) for u in model.units}
+    return history, model.app_bag(), {u: (model.bag(u), model.kv(u)) for u in model.units}
 
 
 def test_executors_agree(probe, tmp_path):
     results = []
     for executor in EXECUTORS:
-        with Model(probe, 'cluster', executor=executor, workdir=str(tmp_path)) as model:
+        with Model(probe, 'cluster', executor=executor, workdir=str(tmp_path),
+                   self_notify=True) as model:
             u0, u1 = directed_scenario(model)
-            assert [(r.hook, r.ok) for r in model.history][5:] == [
-                ('cluster-relation-joined', True), ('update-status', False),
-                ('update-status', True), ('cluster-relation-departed', True),
-                ('config-changed', False)], executor
-            assert seen(model, u0)[-2:] == [
+            assert [(r.hook, r.ok, r.app_change) for r in model.history][5:] == [
+                ('cluster-relation-joined', True, False), ('update-status', False, False),
+                ('update-status', True, False), ('config-changed', True, False),
+                ('cluster-relation-changed', True, True),
+                ('cluster-relation-departed', True, False),
+                ('config-changed', False, False)], executor
+            assert model.history[8].app_written == {'word': 'w'}, executor
+            assert seen(model, u0)[-5:] == [
                 ['cluster-relation-joined', u1, None, [u1]],
+                ['app-wrote', 'w'],
+                ['env', 'cluster-relation-changed', JUJU[model.juju].version,
+                 APP_CHANGED_ENV],
+                ['app-changed', 'w', 'w', {'word': 'w'}],
                 ['cluster-relation-departed', u1, u1, '127.0.0.2', []]], executor
             assert model.kv(u0)['count'] == 1 and model.bag(u0)['count'] == '1', executor
             misuse = model.history[-1]

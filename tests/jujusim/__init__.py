@@ -17,10 +17,10 @@ Usage::
 API (``jujusim.model.Model``):
 
 ``Model(charm_dir, relation, executor='inprocess', workdir=None, seed=None,
-app=None, max_retries=5, juju=None)``
+app=None, max_retries=5, juju=None, self_notify=None)``
     ``charm_dir`` is a built charm (``hooks/<name>`` files); ``relation``
     must be a peer relation in its metadata.yaml. ``executor`` is
-    ``'inprocess'`` (hooks run in this process, ~1 ms each) or
+    ``'inprocess'`` (hooks run in this process, a few ms each) or
     ``'subprocess'`` (each hook and each hook tool call is a process). The
     model gets its own directory under ``workdir`` (default: a temporary
     directory) with a copy of the charm per unit, as Juju deploys it. With
@@ -30,7 +30,11 @@ app=None, max_retries=5, juju=None)``
     names the Juju modelled where versions differ, ``'3'`` or ``'2.9'``
     (``model.JUJU``; today only in what ``install`` sees of the peer
     relation); without it, ``$JUJUSIM_JUJU`` decides, else ``'3'``, so one
-    test run can use either. Use as a context manager, or call ``close()``.
+    test run can use either. ``self_notify`` says whether the leader gets
+    ``-relation-changed`` for its own application-bag writes, which Juju has
+    not settled (``model.ENV_SELF_NOTIFY``); without it,
+    ``$JUJUSIM_SELF_NOTIFY`` ('0' or '1') decides, else no. Use as a context
+    manager, or call ``close()``.
 
 Changing the model (hooks are only queued; nothing runs until ``settle`` or
 ``run``):
@@ -42,11 +46,14 @@ Changing the model (hooks are only queued; nothing runs until ``settle`` or
   unit is gone (``bag`` refuses it) once its queue is empty. Units that saw it
   depart can still ``relation-get`` its last settings, as in Juju.
   A leader that leaves hands leadership to another unit.
-- ``move_leader(unit)``, ``set_config(**values)`` (None resets),
+- ``move_leader(unit, mid_hook=None)``: now, or (with a hook tool name)
+  during the leader's next hook, just before its first call of that tool.
+- ``set_config(**values)`` (None resets),
   ``queue(unit, hook, remote=None)`` (e.g. ``'update-status'``),
   ``fail_next(unit, hook_name=None)``, ``duplicate(unit, index)``.
-- ``poke(unit, settings)``, ``poke_leader_settings(settings)``: what an
-  operator writes with ``juju exec ... relation-set`` / ``leader-set``,
+- ``poke(unit, settings)``, ``poke_app(settings)``,
+  ``poke_leader_settings(settings)``: what an operator writes with ``juju
+  exec ... relation-set`` / ``relation-set --app`` / ``leader-set``,
   committed at once and fanned out like a hook's writes.
 
 Running hooks:
@@ -57,11 +64,14 @@ Running hooks:
   HookRecord or None`` for model checkers: deliver any queued hook early,
   within the orders Juju guarantees.
 
-Reading the model: ``juju``, ``units`` (live, not being removed), ``leader``,
-``leader_settings``, ``config``, ``app_status``, ``bag(unit)`` (committed
-relation data), ``kv(unit)`` (unit data), ``flags(unit)``, ``status(unit)``,
-``history`` (a :class:`HookRecord` per hook run) and ``skipped`` (hooks Juju
-would not run: no hook file, or leadership moved on).
+Reading the model: ``juju``, ``self_notify``, ``units`` (live, not being
+removed), ``leader``, ``leader_settings``, ``config``, ``app_status``,
+``bag(unit)`` (committed relation data), ``app_bag()`` (the committed
+application bag), ``kv(unit)`` (unit data), ``flags(unit)``,
+``status(unit)``, ``history`` (a :class:`HookRecord` per hook run;
+``app_change`` marks the ``-relation-changed`` of an application-bag change,
+``app_written`` holds a hook's committed application-bag writes) and
+``skipped`` (hooks Juju would not run: no hook file, or leadership moved on).
 
 Semantics are documented where they are implemented: hook queues, relation
 membership and leadership in ``model.py``; hook tools in ``tools.py``; the

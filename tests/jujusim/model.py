@@ -47,6 +47,31 @@ Juju semantics modelled (peer relation ``<rel>:0``):
   relation's scope yet ("settings not found"): Juju would serve a unit that
   has, or one that left before this unit arrived, but a charm cannot tell
   those windows apart, so jujusim always takes the strict answer.
+* The relation has one application bag (``relation-get/-set --app``; what
+  the tools answer is in ``tools.py``). It belongs to the relation, not to a
+  unit, so it outlives leaders and units. Only the leader writes it; the
+  writes are committed with the unit-bag writes when the hook succeeds, and
+  refused, failing the hook, if leadership ended during the hook (the
+  controller takes application settings only with a current leadership
+  token: juju PR 10572). The record's error is the uniter's for such a
+  commit in the log of juju PR 20975 (a Juju 4 development build), "cannot
+  apply changes: updating unit and application settings for ...: permission
+  denied", which failed the hook there too.
+* A commit that changes the application bag queues an app-changed hook,
+  ``<rel>-relation-changed`` with $JUJU_REMOTE_APP set and $JUJU_REMOTE_UNIT
+  empty (``Hook(name, None)``), on every live unit, whether or not it has run
+  ``-joined`` for anyone, coalesced with one already queued. A unit's
+  relation watcher follows the application bags of the counterpart
+  applications, "for Peer relations, app" itself (``CounterpartApplications``
+  in state/relationunit.go), and the uniter's relation resolver fires the
+  hook whenever the bag's version differs from the last it delivered, before
+  any -joined (worker/uniter/relation/resolver.go, ``nextHookForRelation``:
+  "trigger all app hooks first", ``RemoteUnit: ""``); juju issue 20178 shows
+  a single-unit application getting it. The leader itself gets it only under
+  self-notification (:data:`ENV_SELF_NOTIFY`). A unit's relation state starts
+  with no version, and a bag never written has version 0 (the resolver's
+  "compatibility" note), so a unit added after the bag was first written gets
+  one app-changed hook after ``start``, before its -joined hooks.
 * A failed hook stays at the head of its unit's queue and is retried.
 * A hook the charm has no file for is skipped (recorded in ``skipped``), as
   Juju does; relation membership still moves on.
@@ -66,15 +91,17 @@ import yaml
 
 from . import tools
 
-#: A queued hook: its name, the remote unit (relation hooks) and the departing
-#: unit (``-relation-departed``).
+#: A queued hook: its name, the remote unit (relation hooks; None in
+#: ``-relation-created`` and in the -changed of an application-bag change) and
+#: the departing unit (``-relation-departed``).
 Hook = collections.namedtuple('Hook', 'name remote departing')
 Hook.__new__.__defaults__ = (None, None)
 
 #: The Juju versions jujusim models, by the name a Model's ``juju`` argument
 #: and $JUJUSIM_JUJU take: ``version`` is $JUJU_VERSION; ``peer_in_install``
 #: says whether ``install`` already sees the peer relation (listed, data
-#: refused: Juju 3) or not at all (Juju 2.9). Everything else is the same.
+#: refused: Juju 3) or not at all (Juju 2.9). Everything else is the same,
+#: the application bag included (both are newer than 2.7.4, see tools.py).
 #: The versions are real releases: 3.6.8 is the one of juju issue 20178, 2.9.44
 #: what jujusim reported before it modelled Juju 3.
 Juju = collections.namedtuple('Juju', 'version peer_in_install')
@@ -83,6 +110,16 @@ JUJU = {'2.9': Juju('2.9.44', False), '3': Juju('3.6.8', True)}
 #: stricter (a layer that works there works on both).
 ENV_JUJU = 'JUJUSIM_JUJU'
 DEFAULT_JUJU = '3'
+#: Whether the leader also gets the app-changed hook for its own
+#: application-bag writes on the peer relation, which Juju has not settled:
+#: its hook reference said "the application leader will not receive a
+#: relation-changed event for the changes that it writes to the peer
+#: relation's application data bag"; juju issue 20178 shows a Juju 3.6.8
+#: unit getting one, and Juju documented that rather than change it (juju PR
+#: 22525). A Model's ``self_notify`` argument decides, else $JUJUSIM_SELF_NOTIFY
+#: ('1' yes, '0' no), else this default, so one test run can use either.
+ENV_SELF_NOTIFY = 'JUJUSIM_SELF_NOTIFY'
+DEFAULT_SELF_NOTIFY = False
 MODEL_NAME = 'jujusim'
 MODEL_UUID = 'a5a1e1e0-1e55-4c0d-8e11-1e55c0de0000'
 GOAL_STATE_SINCE = '2024-01-01 00:00:00Z'
@@ -125,7 +162,8 @@ class HookRecord:
     seq: int  #: position in the model's history, from 1
     unit: str
     hook: str
-    remote: Optional[str]  #: $JUJU_REMOTE_UNIT
+    remote: Optional[str]  #: $JUJU_REMOTE_UNIT (None where it is empty)
+    app_change: bool  #: a -relation-changed for the application bag
     departing: Optional[str]  #: $JUJU_DEPARTING_UNIT
     attempt: int  #: 1 for the first run of this queued hook, 2 for its first retry ...
     ok: bool
@@ -134,6 +172,7 @@ class HookRecord:
     calls: collections.Counter  #: hook tool calls by tool name
     argv: list  #: every hook tool call, in order, as an argv list
     relation_written: dict  #: relation-set writes committed (None = deleted); {} if not ok
+    app_written: dict  #: relation-set --app writes committed, the same way
     leader_written: dict  #: leader-set writes (they take effect even if not ok)
     flags: frozenset  #: reactive flags set on the unit after the hook
     logs: list  #: juju-log lines as (level, message)
@@ -179,7 +218,7 @@ class Model:
     """One Juju application with a peer relation; see the package docstring."""
 
     def __init__(self, charm_dir, relation, executor='inprocess', workdir=None, seed=None,
-                 app=None, max_retries=5, juju=None):
+                 app=None, max_retries=5, juju=None, self_notify=None):
         if executor not in ('inprocess', 'subprocess'):
             raise ValueError(f'executor must be inprocess or subprocess, not {executor!r}')
         #: The name of the Juju modelled, a key of :data:`JUJU`.
@@ -188,6 +227,13 @@ class Model:
             raise ValueError(f'juju must be one of {sorted(JUJU)} (argument or ${ENV_JUJU}), '
                              f'not {self.juju!r}')
         self._juju = JUJU[self.juju]
+        if self_notify is None:
+            setting = os.environ.get(ENV_SELF_NOTIFY) or str(int(DEFAULT_SELF_NOTIFY))
+            if setting not in ('0', '1'):
+                raise ValueError(f'${ENV_SELF_NOTIFY} must be 0 or 1, not {setting!r}')
+            self_notify = setting == '1'
+        #: Whether the leader gets app-changed for its own writes (ENV_SELF_NOTIFY).
+        self.self_notify = bool(self_notify)
         self.executor = executor
         self.charm_dir = os.path.abspath(charm_dir)
         metadata = _read_yaml(os.path.join(self.charm_dir, 'metadata.yaml'))
@@ -216,6 +262,9 @@ class Model:
         self._next_number = 0
         self._leader = None
         self._leader_settings = {}
+        self._app_bag = {}
+        self._app_version = 0  # commits that changed the application bag
+        self._mid_hook_move = None  # (new leader, hook tool): see move_leader
         self._app_status = ('unknown', '')
         self._round_robin = -1
         self.history = []
@@ -279,6 +328,10 @@ class Model:
             raise KeyError(f'{unit} is gone')
         return dict(target.bag)
 
+    def app_bag(self):
+        """Committed settings of the relation's application bag."""
+        return dict(self._app_bag)
+
     def status(self, unit):
         """(state, message) last set by ``unit`` with ``status-set``."""
         return self._unit(unit).status
@@ -305,6 +358,8 @@ class Model:
         relation-created, leader-elected (the first unit) or
         leader-settings-changed, config-changed, start; then for every live
         unit E, -joined and -changed for E here, and for the new unit on E.
+        If the application bag was ever written, an app-changed hook comes
+        after start (see the module docstring).
         """
         number = self._next_number
         self._next_number += 1
@@ -324,6 +379,8 @@ class Model:
         else:
             unit.queue.append(_Entry(Hook('leader-settings-changed')))
         unit.queue += [_Entry(Hook('config-changed')), _Entry(Hook('start'))]
+        if self._app_version:
+            unit.queue.append(_Entry(Hook(self._hook_name('changed'))))
         for other in others:
             for hook in ('joined', 'changed'):
                 unit.queue.append(_Entry(Hook(self._hook_name(hook), other.name)))
@@ -353,6 +410,8 @@ class Model:
                 other.queue.append(_Entry(Hook(departed, leaving.name, leaving.name)))
         leaving.queue = [e for e in leaving.queue
                          if e.failures or e.hook.name not in (joined, changed)]
+        if self._mid_hook_move and leaving.name in (self._leader, self._mid_hook_move[0]):
+            self._mid_hook_move = None
         if self._leader == leaving.name:
             leaving.queue.append(_Entry(Hook('leader-deposed')))
             self._elect()
@@ -361,9 +420,28 @@ class Model:
             leaving.queue.append(_Entry(Hook(departed, remote, leaving.name)))
         leaving.queue += [_Entry(Hook('stop')), _Entry(Hook('remove'))]
 
-    def move_leader(self, unit):
-        """Make ``unit`` the leader now; queue leader-elected (and leader-deposed)."""
+    def move_leader(self, unit, mid_hook=None):
+        """Make ``unit`` the leader; queue leader-elected (and leader-deposed).
+
+        Without ``mid_hook`` leadership moves now, between hooks, so the next
+        hooks of the old leader run as a non-leader's. With a hook tool name
+        (say ``'relation-set'``) it moves while the current leader runs its
+        next hook, just before that hook's first call of the tool (at its end
+        if it makes none), as a lease can run out while a hook runs: Juju
+        checks leadership when a tool needs it, so the calls from there on
+        are a non-leader's, and application-bag writes staged before are
+        refused at commit (see the module docstring and ``tools.py``).
+        """
         new = self._live_unit(unit)
+        if mid_hook is not None:
+            if self._leader in (None, new.name):
+                raise ValueError(f'{unit} cannot take leadership from {self._leader} mid-hook')
+            self._mid_hook_move = (new.name, mid_hook)
+            return
+        self._mid_hook_move = None
+        self._set_leader(new)
+
+    def _set_leader(self, new):
         if self._leader == new.name:
             return
         if self._leader is not None:
@@ -422,6 +500,15 @@ class Model:
         """Write leader settings from outside any hook, as an operator's
         ``juju exec --unit <leader> -- leader-set`` does."""
         self._write_leader_settings(settings)
+
+    def poke_app(self, settings):
+        """Write ``settings`` into the application bag from outside any hook,
+        as an operator's ``juju exec --unit <leader> -- relation-set --app``
+        does: committed at once (a None value deletes the key) and fanned out
+        as app-changed, like a leader's hook writes."""
+        if self._leader is None:
+            raise ValueError('there is no leader to write the application bag')
+        self._commit_app(settings)
 
     def fail_next(self, unit, hook_name=None):
         """Make the next hook run on ``unit`` (named ``hook_name``, if given) fail.
@@ -504,11 +591,15 @@ class Model:
         if fail:
             unit.fail = None
         seq = len(self.history) + 1
+        move = self._mid_hook_move if unit.name == self._leader else None
         spec = HookSpec(unit, hook, hook_path, self._environment(unit, hook, seq),
-                        self._context(unit, hook), fail)
+                        self._context(unit, hook, move and move[1]), fail)
         started = time.perf_counter()
         result = self._executor.run(spec)
         seconds = time.perf_counter() - started
+        if move is not None:  # it happened during the hook, before its commit
+            self._mid_hook_move = None
+            self._set_leader(self._units[move[0]])
         record = self._apply(unit, entry, result, seq, seconds)
         unit.gone = unit.dying and not unit.queue
         if record.unsupported:
@@ -521,13 +612,14 @@ class Model:
 
     def _apply(self, unit, entry, result, seq, seconds):
         """Make the effects of a finished hook real and record it."""
-        staged, leader_written, logs, unsupported, ports = {}, {}, [], [], []
+        staged, app_staged, leader_written, logs, unsupported, ports = {}, {}, {}, [], [], []
         for event in result.events:
             if event.get('unsupported'):
                 unsupported.append(event['argv'])
             if event['rc'] != 0:
                 continue
             staged.update(event.get('relation_set', {}))
+            app_staged.update(event.get('app_set', {}))
             leader_written.update(event.get('leader_set', {}))
             if 'log' in event:
                 logs.append(tuple(event['log']))
@@ -541,8 +633,13 @@ class Model:
                 ports.append(event['port'])
         if leader_written:  # leader-set takes effect at once, even if the hook fails
             self._write_leader_settings(leader_written)
-        if result.ok:
+        ok, error = result.ok, result.error
+        if ok and app_staged and self._leader != unit.name:
+            ok, error = False, ('cannot apply changes: updating unit and application settings '
+                                f'for "{unit.name}": permission denied')
+        if ok:
             self._transition(unit, entry.hook)
+            self._commit_app(app_staged)
             self._commit_bag(unit, staged)
             for operation, port in ports:
                 (unit.ports.add if operation == 'open' else unit.ports.discard)(port)
@@ -551,12 +648,14 @@ class Model:
             unit.queue.insert(0, entry)
         record = HookRecord(
             seq=seq, unit=unit.name, hook=entry.hook.name, remote=entry.hook.remote,
+            app_change=entry.hook == Hook(self._hook_name('changed')),
             departing=entry.hook.departing,
-            attempt=entry.failures + (1 if result.ok else 0),
-            ok=result.ok, error=result.error, output=result.output,
+            attempt=entry.failures + (1 if ok else 0),
+            ok=ok, error=error, output=result.output,
             calls=collections.Counter(event['argv'][0] for event in result.events),
             argv=[event['argv'] for event in result.events],
-            relation_written=staged if result.ok else {}, leader_written=leader_written,
+            relation_written=staged if ok else {}, app_written=app_staged if ok else {},
+            leader_written=leader_written,
             flags=frozenset(self._executor.read_kv(unit, 'reactive.states.')),
             logs=logs, unsupported=unsupported, seconds=seconds)
         self.history.append(record)
@@ -574,9 +673,20 @@ class Model:
             unit.queue = [e for e in unit.queue if e.hook.remote != hook.remote
                           or e.hook.name == hook.name]
 
+    def _commit_app(self, changes):
+        """Commit application-bag writes; queue app-changed (module docstring)."""
+        bag = tools.merged(self._app_bag, changes)
+        if bag == self._app_bag:
+            return
+        self._app_bag = bag
+        self._app_version += 1
+        for unit in self._units.values():
+            if not unit.dying and (self.self_notify or unit.name != self._leader):
+                self._queue_once(unit, Hook(self._hook_name('changed')))
+
     def _commit_bag(self, unit, staged):
         """Commit relation-set writes; tell the units that joined ``unit``."""
-        bag = _merged(unit.bag, staged)
+        bag = tools.merged(unit.bag, staged)
         if bag == unit.bag:
             return
         unit.bag = bag
@@ -589,7 +699,7 @@ class Model:
             self._queue_once(other, Hook(self._hook_name('changed'), unit.name))
 
     def _write_leader_settings(self, changes):
-        settings = _merged(self._leader_settings, changes)
+        settings = tools.merged(self._leader_settings, changes)
         if settings == self._leader_settings:
             return
         self._leader_settings = settings
@@ -653,8 +763,9 @@ class Model:
                 env['JUJU_DEPARTING_UNIT'] = hook.departing
         return env
 
-    def _context(self, unit, hook):
-        """The snapshot the hook tools answer from (see tools.HookTools)."""
+    def _context(self, unit, hook, depose_before=None):
+        """The snapshot the hook tools answer from (see tools.HookTools);
+        ``depose_before``: the tool before which leadership ends (move_leader)."""
         relation_hook = hook.name.startswith(self.relation + '-relation-')
         members = set(unit.joined)
         if hook.name == self._hook_name('joined'):
@@ -678,7 +789,10 @@ class Model:
             'data_denied': install,
             'members': sorted(members),
             'bags': bags,
+            'app': self.app,
+            'app_bag': dict(self._app_bag),
             'leader': self._leader == unit.name,
+            'depose_before': depose_before,
             'leader_settings': dict(self._leader_settings),
             'config': self.config,
             'address': unit.address,
@@ -732,18 +846,6 @@ def kv_rows(conn, prefix):
     """The rows of a unitdata database whose keys start with ``prefix``, decoded."""
     rows = conn.execute('select key, data from kv').fetchall()
     return {key[len(prefix):]: json.loads(data) for key, data in rows if key.startswith(prefix)}
-
-
-def _merged(settings, changes):
-    """``settings`` with ``changes`` applied, as Juju applies a write: a None
-    value deletes the key."""
-    merged = dict(settings)
-    for key, value in changes.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = value
-    return merged
 
 
 def _read_yaml(path):

@@ -26,10 +26,39 @@ The peer relation as the relation tools show it, by the context's flags:
   ``Run``). Its ``--help`` still answers: that needs no relation.
 * ``listed`` only: the relation is usable.
 
-``relation-get`` without a unit uses $JUJU_REMOTE_UNIT; where that is empty
-in a relation hook (``-relation-created``) Juju reads the application bag of
-$JUJU_REMOTE_APP instead (``determineUnitOrAppName`` in jujuc
-relation-get.go), which jujusim does not model, so that call is unsupported.
+The application bag of the peer relation (``relation-get --app [-r RID]
+<key|-> APP``, ``relation-set --app [-r RID] --file F``), as jujuc does it
+(worker/uniter/runner/jujuc/relation-get.go and relation-set.go, Juju 3.6):
+
+* Every unit may read it (for a non-leader on a peer relation since Juju
+  2.7.4: juju PR 11289, lp#1865229). The leader reads its hook context, so
+  it sees this hook's own ``relation-set --app`` writes
+  (``mustReadSettingsFromController``: "If we are the leader for the
+  requested app, read from local uniter context"; the QA of juju PR 11233
+  shows the value just written); any other unit reads the committed bag from
+  the controller. With ``--app`` a unit name stands for its application;
+  without a name, ``--app`` means $JUJU_REMOTE_APP.
+* ``relation-get`` without a unit uses $JUJU_REMOTE_UNIT; where that is empty
+  in a relation hook (``-relation-created``, or the ``-relation-changed`` of
+  an application-bag change) Juju reads the bag of $JUJU_REMOTE_APP instead
+  (``determineUnitOrAppName``), for a peer relation this application's own.
+  Outside relation hooks, without a name: "no unit or application
+  specified", exit 2, as an Init error.
+* Only the leader may write it, checked when ``relation-set --app`` runs:
+  "ERROR cannot write relation settings", exit 1, before the relation data
+  is read; during Juju 3's ``install`` the leader gets "ERROR cannot read
+  relation application settings: permission denied" (relation-set.go
+  ``Run``). The writes are staged like unit-bag writes (``app_set`` events);
+  '' or null deletes a key.
+* Leadership is asked for at call time (``ensureLeader`` in
+  worker/uniter/runner/context/leader.go claims it on every check and, once
+  refused, stays a minion for the rest of the hook), so it can end in the
+  middle of a hook: the context's ``depose_before`` names the hook tool before
+  whose first call it ends (``Model.move_leader(..., mid_hook=)``). From that
+  call on ``is-leader`` is false, ``leader-set``, ``status-set
+  --application`` and ``relation-set --app`` are refused, and ``relation-get
+  --app`` reads the committed bag. The event of that call carries
+  ``deposed`` so that later tool processes replay it.
 
 The ``subprocess`` executor runs the tools as real processes: every tool name
 on the hook's PATH is a link to one small script that calls :func:`main`. The
@@ -151,6 +180,9 @@ class HookTools:
         self.unit = context['unit']
         self.events = []
         self.staged = {}  # relation-set so far: key -> value, None deletes
+        self.app_staged = {}  # relation-set --app so far, the same way
+        self.leader = context['leader']  # false once leadership ends mid-hook
+        self._depose_before = context['depose_before']
         self.leader_settings = dict(context['leader_settings'])
         self.status = tuple(context['status'])
         for event in events:
@@ -165,6 +197,9 @@ class HookTools:
         event = {'argv': [name] + args, 'rc': 0, 'err': ''}
         out = ''
         method = getattr(self, '_tool_' + name.replace('-', '_'), None)
+        if self.leader and name == self._depose_before:
+            event['deposed'] = True
+            self.leader = False
         try:
             if method is None:
                 raise Unsupported('no model of this tool')
@@ -186,6 +221,10 @@ class HookTools:
         self.events.append(event)
         if 'relation_set' in event:
             self.staged.update(event['relation_set'])
+        if 'app_set' in event:
+            self.app_staged.update(event['app_set'])
+        if event.get('deposed'):
+            self.leader = False
         for key, value in event.get('leader_set', {}).items():
             if value is None:
                 self.leader_settings.pop(key, None)
@@ -222,54 +261,57 @@ class HookTools:
             raise ToolError(2, f'invalid value "{rid}" for option -r: relation not found')
         return rid
 
-    def _own_bag(self):
-        bag = dict(self.ctx['bags'][self.unit])
-        for key, value in self.staged.items():
-            if value is None:
-                bag.pop(key, None)
-            else:
-                bag[key] = value
-        return bag
+    def _app_bag(self):
+        """The application bag as this unit reads it now (module docstring)."""
+        if self.leader:
+            return merged(self.ctx['app_bag'], self.app_staged)
+        return self.ctx['app_bag']
 
     def _require_leader(self, what):
-        if not self.ctx['leader']:
+        if not self.leader:
             raise ToolError(1, f'cannot {what}: this unit is not the leader')
 
     # -- relation tools -----------------------------------------------------
 
     def _tool_relation_get(self, args):
-        """``relation-get --format=json [-r RID] <key|-> [UNIT]``."""
+        """``relation-get --format=json [--app] [-r RID] <key|-> [UNIT|APP]``."""
         args = self._format_json(args)
-        if args[:1] == ['--app']:
-            raise Unsupported('application relation data is not modelled')
-        rid, args = self._take_rid(args)
+        app = args[:1] == ['--app']
+        rid, args = self._take_rid(args[1:] if app else args)
         if len(args) not in (1, 2) or args[0].startswith('-') and args[0] != '-':
-            raise Unsupported('expected <key|-> [unit]')
+            raise Unsupported('expected <key|-> [unit or application]')
         rid = self._relation_id(rid)
-        unit = args[1] if len(args) == 2 else self.ctx['remote']
-        if not unit:
-            if self.ctx['hook_relation_id'] is not None:
-                raise Unsupported('with no remote unit Juju reads the application bag of '
-                                  '$JUJU_REMOTE_APP; application relation data is not modelled')
-            raise ToolError(2, 'no unit or application specified')
+        name = args[1] if len(args) == 2 else None
+        if name is None and not (self.ctx['remote'] and not app):
+            # $JUJU_REMOTE_APP: set in every relation hook, else not found.
+            if self.ctx['hook_relation_id'] is None:
+                raise ToolError(2, 'no unit or application specified')
+            name, app = self.ctx['app'], True
+        elif name is None:
+            name = self.ctx['remote']
+        elif app:
+            name = name.split('/')[0]
         if self.ctx['data_denied']:
             raise ToolError(1, 'permission denied')
-        if unit == self.unit:
-            bag = self._own_bag()
-        elif unit in self.ctx['bags']:
-            bag = self.ctx['bags'][unit]
+        if app:
+            if name != self.ctx['app']:
+                raise Unsupported('a peer relation has no other application')
+            bag = self._app_bag()
+        elif name == self.unit:
+            bag = merged(self.ctx['bags'][self.unit], self.staged)
+        elif name in self.ctx['bags']:
+            bag = self.ctx['bags'][name]
         else:
-            raise ToolError(1, f'cannot read settings for unit "{unit}" in relation "{rid}": '
-                               f'unit "{unit}": settings not found')
+            raise ToolError(1, f'cannot read settings for unit "{name}" in relation "{rid}": '
+                               f'unit "{name}": settings not found')
         return dumps(bag if args[0] == '-' else bag.get(args[0])) + '\n', {}
 
     def _tool_relation_set(self, args):
-        """``relation-set --help``; ``relation-set [-r RID] --file F | k=v ...``."""
+        """``relation-set --help``; ``relation-set [--app] [-r RID] --file F | k=v ...``."""
         if args == ['--help']:
             return RELATION_SET_HELP % (self.ctx['hook_relation_id'] or ''), {}
-        if args[:1] == ['--app']:
-            raise Unsupported('application relation data is not modelled')
-        rid, args = self._take_rid(args)
+        app = args[:1] == ['--app']
+        rid, args = self._take_rid(args[1:] if app else args)
         if len(args) == 2 and args[0] == '--file':
             settings = self._settings_file(args[1])
         elif args and all('=' in arg and not arg.startswith('-') for arg in args):
@@ -277,8 +319,11 @@ class HookTools:
         else:
             raise Unsupported('expected --file <path> or key=value arguments')
         self._relation_id(rid)
+        if app and not self.leader:
+            raise ToolError(1, 'cannot write relation settings')
         if self.ctx['data_denied']:
-            raise ToolError(1, 'cannot read relation settings: permission denied')
+            raise ToolError(1, 'cannot read relation {}settings: permission denied'
+                            .format('application ' if app else ''))
         changes = {}
         for key, value in settings.items():
             if not isinstance(key, str) or not key:
@@ -286,7 +331,7 @@ class HookTools:
             if value is not None and not isinstance(value, str):
                 raise ToolError(1, f'value of {key!r} is not a string: {value!r}')
             changes[key] = value or None  # '' and null both delete
-        return '', {'relation_set': changes}
+        return '', {'app_set' if app else 'relation_set': changes}
 
     def _settings_file(self, path):
         """Read the YAML mapping that ``relation-set --file`` names."""
@@ -328,7 +373,7 @@ class HookTools:
         """``is-leader --format=json``."""
         if self._format_json(args):
             raise Unsupported('expected no arguments')
-        return dumps(self.ctx['leader']) + '\n', {}
+        return dumps(self.leader) + '\n', {}
 
     def _tool_leader_get(self, args):
         """``leader-get --format=json <key|->``."""
@@ -344,7 +389,7 @@ class HookTools:
         for arg in args:
             if '=' not in arg or arg.startswith('-'):
                 raise Unsupported('expected key=value arguments')
-        if not self.ctx['leader']:
+        if not self.leader:
             raise ToolError(1, 'cannot write leadership settings: cannot write settings: '
                                'not the leader')
         changes = dict(arg.split('=', 1) for arg in args)
@@ -470,6 +515,18 @@ class HookTools:
         raise ToolError(1, 'not running an action')
 
     _tool_action_get = _tool_action_set = _tool_action_fail = _tool_action_log = _not_an_action
+
+
+def merged(settings, changes):
+    """``settings`` with ``changes`` applied, as Juju applies a write: a None
+    value deletes the key."""
+    result = dict(settings)
+    for key, value in changes.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = value
+    return result
 
 
 def read_context(path):
