@@ -6,18 +6,17 @@ It never makes keys and never signs: the charm layer does both, with
 whatever PKI tool it likes. README.md documents the states, the methods and
 the wire format; the constants below are the single place each name lives.
 
-Design in one paragraph: every hook, before any charm handler runs,
-``_hook_start`` reconciles this unit with the relation (a follower takes a
-certificate from the leader's bag when it answers its current CSR; the leader
-works out which CSRs are still unanswered) and raises or clears the three
-states. The methods the charm calls change local state only. When the hook
-ends, ``_hook_end`` compares what this unit should publish with what its bag
-holds and writes the difference in one ``relation-set``, or nothing.
+Design: each unit publishes its CSR in its own bag; the leader publishes
+the CA and its answers in the application bag, which only the leader can
+write and which outlives any one leader. ``_hook_start`` takes this unit's
+certificate from there and sets the states before any handler runs; the
+charm's calls change local state only; ``_hook_end`` writes what changed.
 """
 import base64
 import binascii
 import hashlib
 import re
+import textwrap
 
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import RelationBase, scopes
@@ -31,17 +30,12 @@ CREATE_CSR = 'create certificate signing request'
 SIGN_CSR = 'sign certificate signing request'
 CERT_AVAILABLE = 'signed certificate available'
 
-# Relation keys. Every unit writes CSR_KEY in its own bag; only the leader
-# writes the others, in its bag.
+# Relation keys. Every unit writes CSR_KEY in its own bag; the leader writes
+# the others in the application bag.
 CSR_KEY = 'csr'
 CA_KEY = 'ca'
 CERT_KEY = '{}_signed_certificate'
 CSR_DIGEST_KEY = '{}_csr_sha256'
-
-# The leadership term, '<number> <unit>': in leader settings it names the
-# unit whose bag followers trust (only the leader can leader-set, so no peer
-# can forge it); in that unit's bag it says the bag is its own as that leader.
-LEADER_KEY = 'tls-leader'
 
 # unitdata keys that charms read.
 KV_CERT = '{}_signed_certificate'
@@ -52,9 +46,7 @@ KV_STATE = 'interface-tls.{}'
 
 CSR_LABEL = 'CERTIFICATE REQUEST'
 CERT_LABEL = 'CERTIFICATE'
-# Far above any real CSR or certificate chain; keeps a hostile peer from
-# making every unit parse megabytes in every hook.
-MAX_PEM_CHARS = 64 * 1024
+MAX_PEM_CHARS = 64 * 1024  # far above any real chain; no peer makes units parse megabytes
 
 # PEM as RFC 7468 reads it: its line breaks, encapsulation boundaries and
 # the labels that mean a CSR or a certificate (the legacy ones of section 5.1
@@ -70,19 +62,25 @@ _DER_SEQUENCE = 0x30
 _DER_INTEGER = 0x02
 _DER_EXPLICIT_0 = 0xA0
 
+_ANSWER_KEY = re.compile('(.+)({}|{})'.format(*(re.escape(key.format(''))
+                                                for key in (CERT_KEY, CSR_DIGEST_KEY))))
+
+# Answers set_cert() made in this hook, {relation name: {unit: (certificate,
+# CSR digest)}}, until _hook_end publishes them. A hook is one process: a
+# failed hook loses them, as Juju loses its relation writes.
+_unpublished = {}
+
 
 class TlsPeers(RelationBase):
     """The peer relation of ``interface: tls``.
 
-    ``scope`` stays ``scopes.UNIT`` as in the original layer, but this
-    layer's states describe this unit, not one remote peer: they are bound
-    to one relation-wide conversation that exists in every hook. That is what
-    lets ``endpoint_from_flag`` hand this object to handlers written as
-    ``def sign(tls)`` in any hook (config-changed, update-status, ...), where
-    the default per-remote-unit conversation cannot be determined.
-    """
+    The states describe this unit, not one peer, so they are bound to one
+    relation-wide conversation (``scopes.GLOBAL``) that exists in every hook:
+    ``endpoint_from_flag`` can hand this object to ``def sign(tls)`` handlers
+    anywhere, and the inherited ``is_state()``, ``get_remote()`` ... work
+    outside relation hooks too."""
 
-    scope = scopes.UNIT
+    scope = scopes.GLOBAL
 
     def __init__(self, relation_name, conversations=None):
         super().__init__(relation_name, conversations or [_conversation(relation_name)])
@@ -90,62 +88,49 @@ class TlsPeers(RelationBase):
     # Charm-facing API -----------------------------------------------------
 
     def set_csr(self, csr):
-        """Publish this unit's CSR (PEM) and clear ``create certificate
-        signing request``.
-
-        A CSR different from the published one is a re-key: the delivered
-        certificate no longer matches the unit's key, so it is withdrawn and
-        ``signed certificate available`` clears until the leader answers.
-        Raises ValueError unless ``csr`` holds exactly one PEM CERTIFICATE
-        REQUEST (text around it, as tools print, is ignored); text holding a
-        private key is refused before anything is stored.
-        """
+        """Publish this unit's CSR (PEM). A different CSR is a re-key: the
+        certificate for the old key is withdrawn until the leader answers.
+        ValueError unless ``csr`` holds exactly one CSR; a private key is
+        refused before anything is stored."""
         pem = _normalize(csr, CSR_LABEL)
         state = self._state()
         if pem != state['csr']:
             if state['csr']:
                 state['previous'] = _digest(state['csr'])
             state['csr'] = pem
-            me = hookenv.local_unit()
-            unitdata.kv().unset(KV_CERT.format(me))
+            unitdata.kv().unset(KV_CERT.format(hookenv.local_unit()))
             unitdata.kv().unset(KV_SERVER_CERT)
             self._save(state)
-        self._update_states(state)
+        self._update_states()
 
     def get_csr_map(self):
         """On the leader, ``{unit_name: csr_pem}`` of the CSRs still waiting
-        for a certificate (the leader's own included); ``{}`` elsewhere."""
+        for a certificate (the leader's own included); ``{}`` elsewhere and
+        where the relation cannot be used."""
         if not _is_leader() or self._relation_id() is None:
             return {}
-        return self._pending(self._state())
+        return self._pending()
 
     def set_cert(self, unit_name, certificate):
         """On the leader, answer ``unit_name``'s current CSR with
-        ``certificate`` (PEM, optionally followed by its chain).
-
-        For the leader's own unit the certificate is delivered at once; for
-        the others it is published when the hook ends, together with every
-        other answer of this hook. Answering an already answered CSR again
-        (renewal) is allowed. Raises ValueError on a non-leader, for a unit
-        with no valid CSR, for PEM that is not certificates and for a
-        certificate whose public key is not the CSR's.
-        """
+        ``certificate`` (PEM, leaf first). The leader's own is delivered at
+        once; all answers of a hook are published when it ends. ValueError
+        on a non-leader, where the relation cannot be used, for a unit with
+        no valid CSR, and for anything but certificates for the CSR's key."""
         _require_leader('set_cert')
         if self._relation_id() is None:
             raise ValueError(f'set_cert: relation {self.relation_name} is not available in this hook')
-        state = self._state()
-        csr = self._csrs(state).get(unit_name)
+        csr = self._csrs().get(unit_name)
         if csr is None:
             raise ValueError(f'set_cert: {unit_name!r} has no valid CSR on relation {self.relation_name}')
         try:
             pem = _checked_cert(certificate, csr)
         except ValueError as error:
             raise ValueError(f'set_cert: certificate for {unit_name}: {error}') from None
-        state['issued'][unit_name] = {'cert': pem, 'csr': _digest(csr), 'ca': _ca_digest()}
-        self._save(state)
+        _unpublished.setdefault(self.relation_name, {})[unit_name] = (pem, _digest(csr))
         if unit_name == hookenv.local_unit():
             self._deliver(pem)
-        self._update_states(state)
+        self._update_states()
 
     def get_signed_cert(self):
         """This unit's certificate for its current CSR, or None."""
@@ -153,187 +138,95 @@ class TlsPeers(RelationBase):
 
     def set_ca(self, ca):
         """On the leader, publish the CA certificate(s) units should trust.
-
-        A CA different from the current one makes every certificate stale,
-        so every CSR becomes pending again. Raises ValueError on a
-        non-leader and for PEM that is not certificates.
-        """
+        A different CA makes every CSR pending again. ValueError on a
+        non-leader and for anything but certificates."""
         _require_leader('set_ca')
-        pem = _normalize(ca, CERT_LABEL, many=True)
-        if pem != unitdata.kv().get(KV_CA):
-            unitdata.kv().set(KV_CA, pem)
-        self._update_states(self._state())
+        unitdata.kv().set(KV_CA, _normalize(ca, CERT_LABEL, many=True))  # unchanged: no write
+        self._update_states()
 
     def get_ca(self):
-        """The CA certificate(s) this unit trusts, as published by the
-        leader, or None."""
+        """The CA certificate(s) the leader published, or None."""
         return unitdata.kv().get(KV_CA)
 
-    # Per-hook work ----------------------------------------------------------
+    # Every hook, before the charm's handlers ------------------------------
 
     def _reconcile(self):
-        """Bring local state up to date with the relation; runs before the
-        charm's handlers in every hook."""
-        rid = self._relation_id()
-        if rid is None:
-            return
+        """Bring this unit up to date with the relation; set the states."""
+        if self._relation_id() is not None:
+            self._adopt_published_csr()
+            self._warn_about_answers_in_the_remote_bag()
+            if not _is_leader():
+                self._take_ca()
+            self._take_certificate()
+        self._update_states()
+
+    def _adopt_published_csr(self):
+        """Take over a CSR published before this layer kept state (by the
+        original layer), so the charm is not asked to re-key for nothing."""
         state = self._state()
-        me = hookenv.local_unit()
-        if not state['csr']:
-            self._adopt_published_csr(state)
-        term = _leader_get(LEADER_KEY)
-        named = _term_unit(term)
-        trusted = me if _is_leader() else named
-        remote = hookenv.remote_unit()
-        if remote and remote != trusted and hookenv.relation_id() == rid:
-            _warn_forgeries(rid, remote, me, trusted)
-        if _is_leader():
-            if named != me:
-                # A new term: catch up with the previous leader as its
-                # follower would, carry over the answers it published that
-                # still hold, and ask again for every other CSR.
-                bag = self._leader_bag(named, term)
-                if bag is not None:
-                    self._receive(state, named, bag)
-                state.update(issued=self._inherit(state, bag),
-                             term=f'{_term_number(term) + 1} {me}')
-                hookenv.leader_set({LEADER_KEY: state['term']})
-            elif state['term'] != term:
-                # Leader settings name this unit under a term its own state
-                # does not know: the hook that began the term failed after
-                # its leader-set, and what it knew of the previous leader
-                # went with it.
-                state.update(issued={}, term=term)
-            live = set(self._peers()) | {me}
-            state['issued'] = {u: r for u, r in state['issued'].items() if u in live}
-        else:
-            if state['term']:
-                # Leadership ended: the answers are the next leader's now.
-                state.update(issued={}, term=None)
-            bag = self._leader_bag(named, term)
-            if bag is not None:
-                self._receive(state, named, bag)
-        self._save(state)
-        self._update_states(state)
-
-    def _publish(self):
-        """Write what differs between what this unit should publish and
-        what its bag holds, in one relation-set; runs when the hook ends."""
-        rid = self._relation_id()
-        if rid is None:
+        if state['csr']:
             return
-        state = self._state()
-        wanted = {CSR_KEY: state['csr']}
-        if _is_leader():
-            wanted[LEADER_KEY] = state['term']
-            wanted[CA_KEY] = unitdata.kv().get(KV_CA)
-            for unit, record in state['issued'].items():
-                wanted[CERT_KEY.format(unit)] = record['cert']
-                wanted[CSR_DIGEST_KEY.format(unit)] = record['csr']
-        bag = self._own_bag()
-        changes = {key: value for key, value in wanted.items() if (bag.get(key) or None) != value}
-        changes.update({key: None for key in bag if _is_layer_key(key) and key not in wanted})
-        if changes:
-            hookenv.relation_set(rid, changes)
-
-    def _adopt_published_csr(self, state):
-        """Take over a CSR this unit already published, e.g. with the
-        original layer before an upgrade, so the charm is not asked to re-key
-        for nothing."""
+        found = self._unit_bag().get(CSR_KEY)
         try:
-            state['csr'] = _normalize(self._own_bag().get(CSR_KEY), CSR_LABEL)
+            state['csr'] = _normalize(found, CSR_LABEL)
         except ValueError:
-            pass
+            return
+        self._save(state)  # _publish puts it back in normal form if it is not
 
-    def _leader_bag(self, unit, term):
-        """The bag of ``unit``, named leader by leader settings, once it is
-        that leader's: it carries the same term. Leader settings change the
-        moment a leader writes them, its bag only when its hook succeeds, so
-        until then the bag still holds what the unit wrote before (its
-        answers from an earlier term, or anything a follower writes)."""
-        if not unit or unit == hookenv.local_unit():
-            return None
-        if unit not in self._peers() and unit != hookenv.remote_unit():
-            # A leader that is leaving can still be read in the -departed
-            # hook for it, which may be its successor's first as leader.
-            return None
-        bag = hookenv.relation_get(rid=self._relation_id(), unit=unit) or {}
-        if bag.get(LEADER_KEY) != term:
-            hookenv.log(f'interface-tls: {unit} leads ({term}) but its bag is not yet its own',
-                        hookenv.DEBUG)
-            return None
-        return bag
+    def _warn_about_answers_in_the_remote_bag(self):
+        """Log answers for this unit in the bag of the unit this hook is
+        about: a forgery, or the original layer's leader. Answers are only
+        ever taken from the application bag."""
+        remote, me = hookenv.remote_unit(), hookenv.local_unit()
+        if not remote or hookenv.relation_type() != self.relation_name:
+            return
+        for key in (CERT_KEY.format(me), CSR_DIGEST_KEY.format(me), CA_KEY):
+            if self._unit_bag(remote).get(key):
+                _warn(remote, key, 'certificates are taken only from the application bag, '
+                      'which only the leader writes')
 
-    def _inherit(self, state, bag):
-        """The answers in a previous leader's ``bag`` that still hold: for
-        each unit's current CSR, under the CA this unit knows. Re-using them
-        spares every unit a new certificate (and a service restart) when
-        leadership moves between live units."""
-        if bag is None:
-            return {}
+    def _take_ca(self):
+        value = self._published().get(CA_KEY)
+        if not value:
+            return
         try:
-            their_ca = _normalize(bag[CA_KEY], CERT_LABEL, many=True) if bag.get(CA_KEY) else None
-        except ValueError:
-            return {}
-        if their_ca != unitdata.kv().get(KV_CA):
-            return {}
-        inherited = {}
-        for unit, csr in self._csrs(state).items():
-            digest = _digest(csr)
-            try:
-                if bag.get(CSR_DIGEST_KEY.format(unit)) == digest:
-                    cert = _checked_cert(bag.get(CERT_KEY.format(unit)), csr)
-                    inherited[unit] = {'cert': cert, 'csr': digest, 'ca': _ca_digest()}
-            except ValueError:
-                continue
-        return inherited
+            unitdata.kv().set(KV_CA, _normalize(value, CERT_LABEL, many=True))
+        except ValueError as error:
+            _warn(_APP_BAG, CA_KEY, error)
 
-    def _receive(self, state, leader, bag):
-        """Take the CA and this unit's certificate from the leader's bag."""
-        me = hookenv.local_unit()
-        if bag.get(CA_KEY):
-            try:
-                unitdata.kv().set(KV_CA, _normalize(bag[CA_KEY], CERT_LABEL, many=True))
-            except ValueError as error:
-                _warn(leader, CA_KEY, error)
-        certificate = bag.get(CERT_KEY.format(me))
-        digest = bag.get(CSR_DIGEST_KEY.format(me))
-        if certificate or digest:
-            self._accept(state, leader, certificate, digest)
-
-    def _accept(self, state, leader, certificate, digest):
-        """Deliver the leader's certificate if it answers this unit's current
-        CSR and carries the CSR's public key."""
+    def _take_certificate(self):
+        """Deliver this unit's certificate from the application bag if it
+        answers its current CSR with the CSR's key; say why not otherwise."""
         me = hookenv.local_unit()
         key, digest_key = CERT_KEY.format(me), CSR_DIGEST_KEY.format(me)
+        published = self._published()
+        certificate, digest = published.get(key), published.get(digest_key)
+        if not (certificate or digest):
+            return
+        state = self._state()
         if not state['csr']:
-            _warn(leader, key, 'this unit has published no CSR')
-            return
-        if digest is None:
-            _warn(leader, key, f'no {digest_key} binds it to a CSR')
-            return
-        if certificate is None:
-            _warn(leader, digest_key, f'there is no {key} next to it')
-            return
-        if digest != _digest(state['csr']):
-            if digest == state['previous']:
-                hookenv.log(f'interface-tls: {key} from {leader} answers the previous CSR;'
-                            ' waiting for the current one', hookenv.DEBUG)
-            else:
-                _warn(leader, digest_key, "it is not the digest of this unit's CSR")
-            return
-        try:
-            pem = _checked_cert(certificate, state['csr'])
-        except ValueError as error:
-            _warn(leader, key, error)
-            return
-        if pem != self.get_signed_cert():
-            self._deliver(pem)
+            _warn(_APP_BAG, key, 'this unit has published no CSR')
+        elif digest is None:
+            _warn(_APP_BAG, key, f'no {digest_key} binds it to a CSR')
+        elif certificate is None:
+            _warn(_APP_BAG, digest_key, f'there is no {key} next to it')
+        elif digest == state['previous']:
+            hookenv.log(f'interface-tls: {key} answers the previous CSR; waiting for the current one',
+                        hookenv.DEBUG)
+        elif digest != _digest(state['csr']):
+            _warn(_APP_BAG, digest_key, "it is not the digest of this unit's CSR")
+        else:
+            try:
+                pem = _checked_cert(certificate, state['csr'])
+            except ValueError as error:
+                _warn(_APP_BAG, key, error)
+                return
+            if pem != self.get_signed_cert():
+                self._deliver(pem)
 
     def _deliver(self, pem):
         """Store this unit's new certificate and raise ``signed certificate
-        available`` anew: handlers on it run again in this hook even when it
-        was already raised (renewal, new CA, a leader answering itself)."""
+        available`` anew, so its handlers run again even if it was raised."""
         me = hookenv.local_unit()
         unitdata.kv().set(KV_CERT.format(me), pem)
         unitdata.kv().set(KV_SERVER_CERT, pem)
@@ -341,74 +234,148 @@ class TlsPeers(RelationBase):
         self._toggle(CERT_AVAILABLE, False)
         self._toggle(CERT_AVAILABLE, True)
 
-    def _pending(self, state):
-        """The leader's CSRs not yet answered under the current CA."""
-        ca = _ca_digest()
-        pending = {}
-        for unit, csr in self._csrs(state).items():
-            record = state['issued'].get(unit, {})
-            if (record.get('csr'), record.get('ca')) != (_digest(csr), ca):
-                pending[unit] = csr
-        return pending
-
-    def _csrs(self, state):
-        """Valid CSRs of this unit and of every peer in relation-list."""
-        csrs = {}
-        if state['csr']:
-            csrs[hookenv.local_unit()] = state['csr']
-        rid = self._relation_id()
-        for unit in self._peers():
-            csr = _peer_csr(rid, unit)
-            if csr:
-                csrs[unit] = csr
-        return csrs
-
-    def _update_states(self, state):
+    def _update_states(self):
         in_relation = self._relation_id() is not None
-        self._toggle(CREATE_CSR, in_relation and not state['csr'])
-        self._toggle(SIGN_CSR, in_relation and _is_leader() and bool(self._pending(state)))
-        # Raised by _deliver. A charm may clear it once it has copied the
-        # certificate, as the original layer's consumers do; it then stays
-        # clear until the next certificate, so their copy (and restart)
-        # handlers run once per certificate, not once per hook.
+        self._toggle(CREATE_CSR, in_relation and not self._state()['csr'])
+        self._toggle(SIGN_CSR, in_relation and _is_leader() and bool(self._pending()))
+        # Raised by _deliver. A charm that clears it (as the original's
+        # consumers do) runs its copy and restart handlers once per
+        # certificate, not once per hook.
         held = in_relation and bool(self.get_signed_cert())
         self._toggle(CERT_AVAILABLE, held and is_flag_set(CERT_AVAILABLE))
 
     def _toggle(self, flag, active):
-        """Set ``flag`` bound to this relation's conversation, or clear it.
-
-        The value is written whole (not appended to) so that flags left by
-        the original layer, bound to per-unit conversations, are replaced.
-        """
+        """Set ``flag`` bound to this relation's conversation, or clear it;
+        written whole, so flags the original layer bound to per-unit
+        conversations are replaced."""
         if active:
             set_flag(flag, {'relation': self.relation_name,
                             'conversations': [self._conversations[0].key]})
         elif is_flag_set(flag):
             clear_flag(flag)
 
+    # On the leader ---------------------------------------------------------
+
+    def _pending(self):
+        """The CSRs (``{unit: csr}``) with no answer that still holds: made
+        in this hook, or published for the same CSR, with the CSR's key,
+        under the CA this leader publishes."""
+        made = {unit: digest for unit, (_, digest) in _unpublished.get(self.relation_name, {}).items()}
+        new_ca = self._ca_changes()
+        return {unit: csr for unit, csr in self._csrs().items()
+                if made.get(unit) != _digest(csr) and (new_ca or not self._answered(unit, csr))}
+
+    def _answered(self, unit, csr):
+        """Whether the application bag answers ``unit``'s ``csr`` (digest and
+        public key)."""
+        published = self._published()
+        try:
+            _checked_cert(published.get(CERT_KEY.format(unit)), csr)
+        except ValueError:
+            return False
+        return published.get(CSR_DIGEST_KEY.format(unit)) == _digest(csr)
+
+    def _ca_changes(self):
+        """Whether this leader's CA (from set_ca) is not the published one;
+        a charm that never calls set_ca keeps what is published."""
+        ca = unitdata.kv().get(KV_CA)
+        if ca is None:
+            return False
+        try:
+            return _normalize(self._published().get(CA_KEY), CERT_LABEL, many=True) != ca
+        except ValueError:
+            return True
+
+    def _csrs(self):
+        """Valid CSRs of this unit and of every peer in relation-list."""
+        csrs = {}
+        own = self._state()['csr']
+        if own:
+            csrs[hookenv.local_unit()] = own
+        for unit in hookenv.related_units(self._relation_id()):
+            csr = _peer_csr(self._relation_id(), unit)
+            if csr:
+                csrs[unit] = csr
+        return csrs
+
+    def _publish_answers(self):
+        """Write the application bag's changes: the CA, this hook's answers,
+        and removals (earlier answers once the CA changes, units gone)."""
+        published = self._published()
+        wanted = {}
+        ca = unitdata.kv().get(KV_CA) or published.get(CA_KEY)
+        if ca:
+            wanted[CA_KEY] = ca
+        if not self._ca_changes():
+            live = self._live_units(published)
+            wanted.update((key, value) for key, value in published.items() if _answer_unit(key) in live)
+        for unit, (certificate, digest) in _unpublished.get(self.relation_name, {}).items():
+            wanted[CERT_KEY.format(unit)] = certificate
+            wanted[CSR_DIGEST_KEY.format(unit)] = digest
+        changes = {key: value for key, value in wanted.items() if published.get(key) != value}
+        changes.update((key, None) for key in published if key not in wanted)
+        if changes:
+            hookenv.relation_set(self._relation_id(), changes, app=True)
+
+    def _live_units(self, published):
+        """This unit, its peers, and the units ``published`` answers that
+        this leader has not met yet: relation-list names neither those nor
+        units that left, so goal-state, asked only then, tells them apart
+        (a unit that leaves is dying, then gone)."""
+        live = set(hookenv.related_units(self._relation_id())) | {hookenv.local_unit()}
+        unmet = {_answer_unit(key) for key in published} - live - {None}
+        if unmet:
+            units = hookenv.goal_state().get('units') or {}
+            live |= {unit for unit in unmet if units.get(unit, {}).get('status', 'dying') != 'dying'}
+        return live
+
+    # When the hook ends ------------------------------------------------------
+
+    def _publish(self):
+        """Write this unit's CSR if it is not yet in its bag, and on the
+        leader the application bag's changes; one relation-set each, or
+        none."""
+        if self._relation_id() is None:
+            return
+        state = self._state()
+        changes = {}
+        if state['csr'] and state['csr'] != self._unit_bag().get(CSR_KEY):
+            changes[CSR_KEY] = state['csr']  # new, or overwritten by an operator
+        if hookenv.hook_name() == 'upgrade-charm':
+            # The original layer's leader answered in its own bag, where
+            # every follower now warns about the answers it finds.
+            changes.update((key, None) for key in self._unit_bag() if _answer_unit(key) or key == CA_KEY)
+        if changes:
+            hookenv.relation_set(self._relation_id(), changes)
+        if _is_leader():
+            self._publish_answers()
+
+    # Reading the relation ----------------------------------------------------
+
     def _relation_id(self):
         """The relation's id, or None while this unit cannot use it: before
         it exists, and during ``install``, where Juju 3 lists the peer
         relation but refuses relation-get and relation-set on it (Juju 2
-        does not list it yet)."""
+        does not list it yet). A hook of this relation has it in its
+        environment, which saves a relation-ids call."""
         if hookenv.hook_name() == 'install':
             return None
+        if hookenv.relation_type() == self.relation_name:
+            return hookenv.relation_id()
         ids = hookenv.relation_ids(self.relation_name)
         return ids[0] if ids else None
 
-    def _peers(self):
-        rid = self._relation_id()
-        return hookenv.related_units(rid) if rid else []
+    def _published(self):
+        """The application bag, which only the leader writes."""
+        return hookenv.relation_get(rid=self._relation_id(), app=hookenv.application_name()) or {}
 
-    def _own_bag(self):
-        return hookenv.relation_get(rid=self._relation_id(), unit=hookenv.local_unit()) or {}
+    def _unit_bag(self, unit=None):
+        return hookenv.relation_get(rid=self._relation_id(), unit=unit or hookenv.local_unit()) or {}
 
     def _state(self):
-        """This unit's bookkeeping for the relation: ``csr`` it published
-        (and the digest of the ``previous`` one), the leadership ``term`` it
-        holds, if any, and the answers it ``issued`` in it ({unit: {cert,
-        csr digest, ca digest}})."""
-        state = {'csr': None, 'previous': None, 'term': None, 'issued': {}}
+        """This unit's bookkeeping: the ``csr`` the charm gave, the digest of
+        the ``previous`` one (to tell a lagging answer from a wrong one)."""
+        state = {'csr': None, 'previous': None}
         state.update(unitdata.kv().get(KV_STATE.format(self.relation_name), {}))
         return state
 
@@ -416,11 +383,25 @@ class TlsPeers(RelationBase):
         unitdata.kv().set(KV_STATE.format(self.relation_name), state)
 
 
+# Where the leader's answers are, as warnings name it.
+_APP_BAG = 'the application bag'
+
+
 def _conversation(relation_name):
     """The relation-wide conversation this layer's states are bound to,
-    stored so that ``Conversation.load`` finds it in any later hook."""
-    conversation = Conversation(namespace=relation_name, units=[], scope=scopes.GLOBAL)
-    unitdata.kv().set(conversation.key, Conversation.serialize(conversation))
+    stored so that ``Conversation.load`` finds it in any later hook. Its
+    units are the peers heard from (as charms.reactive keeps them for any
+    global conversation), whose bags the inherited ``get_remote()`` reads."""
+    key = Conversation._key(relation_name, scopes.GLOBAL)
+    conversation = Conversation.deserialize(unitdata.kv().get(
+        key, {'namespace': relation_name, 'scope': scopes.GLOBAL, 'units': []}))
+    remote = hookenv.remote_unit()
+    if remote and hookenv.relation_type() == relation_name:
+        if hookenv.hook_name().endswith('-relation-departed'):
+            conversation.units.discard(remote)
+        else:
+            conversation.units.add(remote)
+    unitdata.kv().set(key, Conversation.serialize(conversation))
     return conversation
 
 
@@ -439,6 +420,9 @@ def _hook_end():
         relation._publish()
 
 
+hookenv.atstart(_hook_start)
+
+
 # Hook tool answers that do not change during a hook, memoized in
 # charmhelpers' per-hook cache like relation-get and relation-list.
 @hookenv.cached
@@ -447,15 +431,10 @@ def _is_leader():
 
 
 @hookenv.cached
-def _leader_get(key):
-    return hookenv.leader_get(key)
-
-
-@hookenv.cached
 def _peer_csr(rid, unit):
-    """A peer's CSR in normal form, or None; warns once per hook about a
-    value that is not a CSR."""
-    value = hookenv.relation_get(CSR_KEY, unit, rid)
+    """A peer's CSR in normal form, or None, warning once per hook about
+    junk. Reads the whole bag (cached), as the forgery check does."""
+    value = (hookenv.relation_get(rid=rid, unit=unit) or {}).get(CSR_KEY)
     if not value:
         return None
     try:
@@ -470,41 +449,14 @@ def _require_leader(method):
         raise ValueError(f'{method}: only the leader may call it; {hookenv.local_unit()} is not the leader')
 
 
-def _warn_forgeries(rid, remote, me, leader):
-    """Log every certificate-carrying key a non-leader peer wrote for this
-    unit; nothing in that bag is ever used.
-
-    A bag that carries a leadership term is a former leader's: its answers
-    stay until that unit's next hook clears them, which is no news.
-    """
-    bag = hookenv.relation_get(rid=rid, unit=remote) or {}
-    if bag.get(LEADER_KEY):
-        return
-    for key in (CERT_KEY.format(me), CSR_DIGEST_KEY.format(me), CA_KEY):
-        if bag.get(key):
-            _warn(remote, key, f'only the leader ({leader}) publishes certificates')
+def _warn(writer, key, reason):
+    hookenv.log(f'interface-tls: ignored {key!r} from {writer}: {reason}', hookenv.WARNING)
 
 
-def _warn(unit, key, reason):
-    hookenv.log(f'interface-tls: ignored {key!r} from {unit}: {reason}', hookenv.WARNING)
-
-
-def _term_number(term):
-    try:
-        return int(term.split()[0])
-    except (AttributeError, IndexError, ValueError):
-        return 0
-
-
-def _term_unit(term):
-    """The unit a ``'<number> <unit>'`` term names, or None."""
-    parts = term.split() if isinstance(term, str) else []
-    return parts[1] if len(parts) == 2 else None
-
-
-def _is_layer_key(key):
-    return key in (CSR_KEY, CA_KEY, LEADER_KEY) or key.endswith(
-        (CERT_KEY.format(''), CSR_DIGEST_KEY.format('')))
+def _answer_unit(key):
+    """The unit an answer key (``CERT_KEY``, ``CSR_DIGEST_KEY``) is for, or None."""
+    match = _ANSWER_KEY.fullmatch(key)
+    return match.group(1) if match else None
 
 
 def _checked_cert(certificate, csr):
@@ -514,11 +466,6 @@ def _checked_cert(certificate, csr):
     if _public_key(ders[0], CERT_LABEL) != _public_key(_pem_ders(csr, CSR_LABEL)[0], CSR_LABEL):
         raise ValueError("its public key is not the one in the CSR it answers")
     return _pem(CERT_LABEL, ders)
-
-
-def _ca_digest():
-    ca = unitdata.kv().get(KV_CA)
-    return hashlib.sha256(ca.encode()).hexdigest() if ca else None
 
 
 def _digest(csr_pem):
@@ -536,29 +483,19 @@ def _normalize(text, label, many=False):
 
 
 def _pem(label, ders):
-    out = []
-    for der in ders:
-        body = base64.b64encode(der).decode('ascii')
-        lines = [body[i:i + 64] for i in range(0, len(body), 64)]
-        out.append('-----BEGIN {0}-----\n{1}\n-----END {0}-----\n'.format(label, '\n'.join(lines)))
-    return ''.join(out)
+    return ''.join('-----BEGIN {0}-----\n{1}\n-----END {0}-----\n'.format(
+        label, '\n'.join(textwrap.wrap(base64.b64encode(der).decode('ascii'), 64))) for der in ders)
 
 
 def _pem_ders(text, label, many=False):
     """The DER of each ``label`` block in ``text``; ValueError says what is
     wrong.
 
-    PEM is read as RFC 7468 describes it, because that is what real tools
-    write: text outside the blocks is explanatory and ignored (easy-rsa and
-    ``openssl x509 -text`` put a dump of the certificate before it,
-    ``openssl pkcs12 -nokeys`` puts ``Bag Attributes`` lines before each
-    block), lines may end in CRLF, and legacy labels (``NEW CERTIFICATE
-    REQUEST``) count as their modern one. What is refused: text holding a
-    private key anywhere; a block of any other kind (it is not explanatory
-    text, and guessing which block was meant is how a wrong certificate gets
-    accepted); more than one block unless ``many``; a BEGIN or END line that
-    does not pair up; bad base64; DER that is not what the label says.
-    """
+    Read as RFC 7468 says, since tools write it so (README, "What PEM the
+    layer takes"): text around blocks is explanation (easy-rsa's dumps,
+    pkcs12's Bag Attributes), CRLF ends lines, legacy labels count. Refused:
+    private keys anywhere; a block of another kind (guessing which was meant
+    is how a wrong certificate gets in); unpaired boundaries; bad DER."""
     if not isinstance(text, str):
         raise ValueError(f'expected PEM text, got {type(text).__name__}')
     if len(text) > MAX_PEM_CHARS:
@@ -587,12 +524,8 @@ def _pem_ders(text, label, many=False):
 
 def _pem_blocks(text):
     """(label, base64 body) of each PEM block in ``text``, skipping the
-    explanatory text around them.
-
-    A boundary must be a line of its own (blanks around it allowed); a
-    boundary anywhere else, or one left open, means the text is not PEM,
-    not that it is explanation.
-    """
+    text around them. A boundary must be a line of its own; one anywhere
+    else, or left open, means the text is not PEM, not that it explains."""
     blocks, label, body = [], None, []
     for number, line in enumerate(_LINE_BREAK.split(text), 1):
         boundary = _BOUNDARY.fullmatch(line.strip(' \t'))
@@ -615,12 +548,9 @@ def _pem_blocks(text):
 
 
 def _public_key(der, label):
-    """The DER SubjectPublicKeyInfo inside a CSR or certificate.
-
-    Walking just enough ASN.1 to find it checks the structure (a truncated
-    or foreign blob fails here) and is what binds a certificate to a CSR:
-    both must carry the same public key.
-    """
+    """The DER SubjectPublicKeyInfo inside a CSR or certificate. Walking
+    just enough ASN.1 to find it checks the structure (a truncated or
+    foreign blob fails here); the key binds a certificate to its CSR."""
     kind = 'certificate request' if label == CSR_LABEL else 'certificate'
     tag, start, end = _der_element(der, 0, len(der))
     outer = _der_children(der, start, end) if tag == _DER_SEQUENCE and end == len(der) else []
@@ -641,8 +571,7 @@ def _public_key(der, label):
 
 
 def _der_children(der, start, end):
-    """(tag, element start, value start, value end) of each DER element
-    between start and end."""
+    """(tag, element start, value start, value end) of each DER element in the range."""
     children = []
     while start < end:
         tag, value_start, value_end = _der_element(der, start, end)
@@ -665,6 +594,3 @@ def _der_element(der, start, end):
     if start + length > end:
         raise ValueError('truncated DER')
     return tag, start, start + length
-
-
-hookenv.atstart(_hook_start)

@@ -20,7 +20,8 @@ copy of the charm directory):
   example charm does, so that changing ``ca`` (``Driver.use_ca``) re-signs;
 * ``original``: behave like the original layer's consumers (layer-tls):
   the leader never publishes a CSR of its own (it issues its certificate
-  itself), and ``signed certificate available`` is removed once handled;
+  itself) and never calls ``set_ca`` (the original layer has none), and
+  ``signed certificate available`` is removed once handled;
 * ``calls``: layer methods to call once, in the hooks phase of the next hook
   of the given name (after the layer's reconciliation, before the state
   handlers); each outcome is logged.
@@ -99,7 +100,7 @@ def note(kind, **fields):
 
 def note_handler(name, tls):
     note('handler', handler=name, arg=type(tls).__name__, cert=tls.get_signed_cert(),
-         ca=tls.get_ca())
+         ca=getattr(tls, 'get_ca', lambda: None)())  # the original layer has no get_ca
 
 
 def test_ca():
@@ -149,7 +150,8 @@ def sign(tls):
     note_handler('sign', tls)
     if control()['sign']:
         ca = test_ca()
-        tls.set_ca(ca.pem)
+        if not control()['original']:
+            tls.set_ca(ca.pem)
         pending = tls.get_csr_map()
         for unit, csr in sorted(pending.items()):
             tls.set_cert(unit, pki.sign(ca, csr))
@@ -235,6 +237,19 @@ class Driver:
                                    'ca': {'key': pki.key_pem(self.ca.key), 'cert': self.ca.pem}})
         return unit
 
+    def run_original_layer(self, unit):
+        """Give ``unit`` the original layer's peers.py (tests/original_peers.py)
+        in place of this layer's, before its first hook runs."""
+        shutil.copy(str(REPO / 'tests' / 'original_peers.py'), str(self._peers_module(unit)))
+
+    def upgrade(self, unit):
+        """Put this layer's peers.py back on ``unit`` and queue upgrade-charm."""
+        shutil.copy(str(REPO / 'peers.py'), str(self._peers_module(unit)))
+        self.model.queue(unit, 'upgrade-charm')
+
+    def _peers_module(self, unit):
+        return self.charm_dir(unit) / 'hooks' / 'relations' / 'tls' / 'peers.py'
+
     def control(self, unit, **changes):
         """Change the unit's automatic behaviour: ``create``, ``sign``, ``original``."""
         settings = self._read_control(unit)
@@ -265,8 +280,7 @@ class Driver:
         record. Other units run nothing."""
         for method, args in calls:
             self.schedule(unit, hook, method, args)
-        self.model.queue(unit, hook, remote)
-        return self.run_queued(unit)
+        return self._run_new(unit, hook, remote)
 
     def run_queued(self, unit):
         """Run ``unit``'s queued hooks in order (retrying failures); return the last record."""
@@ -274,6 +288,17 @@ class Driver:
         while any(u == unit for u, _, _ in self.model.pending()):
             record = self.model.run(unit) or record
         return record
+
+    def _run_new(self, unit, hook, remote):
+        """Queue ``hook``, run ``unit``'s queue, and return the record of
+        that hook's last attempt: not of a hook its writes queued after it
+        (the leader's own application-bag change, where Juju notifies it)."""
+        since = len(self.model.history)
+        self.model.queue(unit, hook, remote)
+        self.run_queued(unit)
+        runs = [r for r in self.records(unit, since) if r.hook == hook]
+        attempts = [runs[0]] + list(itertools.takewhile(lambda r: r.attempt > 1, runs[1:]))
+        return attempts[-1]
 
     def call(self, unit, method, *args, hook='update-status', remote=None):
         """Call ``tls.<method>(*args)`` in a new ``hook`` on ``unit``.
@@ -283,8 +308,7 @@ class Driver:
         ``self.record`` afterwards.
         """
         call_id = self.schedule(unit, hook, method, args)
-        self.model.queue(unit, hook, remote)
-        self.record = self.run_queued(unit)
+        self.record = self._run_new(unit, hook, remote)
         assert self.record.ok, self.record.error
         outcome = next(e for e in self.log(unit, 'call') if e['id'] == call_id)
         if 'error' in outcome:

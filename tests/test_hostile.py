@@ -2,15 +2,18 @@
 
 Direction A: what reaches the leader as a follower's ``csr``. Direction B:
 what reaches a follower as its certificate (``<unit>_signed_certificate``,
-``<unit>_csr_sha256``) or as the CA (``ca``) in the leader's bag, or forged
-in another peer's bag. The test writes the data as an operator (or a
-compromised peer) would, with ``model.poke``, and lets the model settle.
+``<unit>_csr_sha256``) or as the CA (``ca``) in the application bag, where
+only the leader writes them; and the same keys forged in a unit's own bag
+(another peer's, a follower's copy of the application bag, the original
+layer's leader's), which no unit ever takes answers from. The test writes
+the data as an operator (or a compromised peer) would, with ``model.poke``
+and ``model.poke_app``, and runs the hooks that queues on the units.
 
 Every bad input must end the same way: the receiving unit logs a WARNING
-naming the unit and the key, raises no state, stores nothing (unitdata,
-``get_csr_map``), keeps a certificate it already had, and its hook succeeds.
-Positive controls check that odd but valid PEM (CRLF, blank lines, other
-line lengths, a chain) is accepted.
+naming the writer (a unit, or ``the application bag``) and the key, raises
+no state, stores nothing (unitdata, ``get_csr_map``), keeps a certificate it
+already had, and its hook succeeds. Positive controls check that odd but
+valid PEM (CRLF, blank lines, other line lengths, a chain) is accepted.
 """
 import base64
 import hashlib
@@ -24,9 +27,14 @@ from cryptography.hazmat.primitives import serialization
 from driver import AVAILABLE, SIGN
 from e2e import pki
 
+import peers
+
 LEADER, FOLLOWER, THIRD = 'drv/0', 'drv/1', 'drv/2'
-CERT_KEY = f'{FOLLOWER}_signed_certificate'
-DIGEST_KEY = f'{FOLLOWER}_csr_sha256'
+# The follower's answer keys, the ones direction B attacks.
+CERT_KEY = peers.CERT_KEY.format(FOLLOWER)
+DIGEST_KEY = peers.CSR_DIGEST_KEY.format(FOLLOWER)
+# How warnings name the writer of an application-bag value.
+APP_BAG = peers._APP_BAG
 
 #: What a bad value is made from: ``good`` is a valid PEM of the kind the key
 #: carries, ``other`` a valid PEM of another kind, ``key`` a private key PEM.
@@ -144,25 +152,32 @@ def public_key(cert_pem):
 # -- what every bad input must end with -----------------------------------------
 
 def snapshot(drv, unit):
-    return {'kv': drv.kv(unit), 'flags': drv.flags(unit), 'bag': drv.model.bag(unit)}
+    """What a bad input must leave as it was on ``unit``: its unit data,
+    states and bag, and on the leader the application bag it writes."""
+    state = {'kv': drv.kv(unit), 'flags': drv.flags(unit), 'bag': drv.model.bag(unit)}
+    if unit == drv.model.leader:
+        state['app'] = drv.model.app_bag()
+    return state
 
 
-def warned(records, unit, key):
-    """WARNING lines of ``records`` that name the unit and the key."""
+def warned(records, writer, key):
+    """WARNING lines of ``records`` that blame ``key`` on ``writer`` (a unit,
+    or APP_BAG), whatever the reason they give."""
     return [message for record in records for level, message in record.logs
-            if level == 'WARNING' and f"'{key}'" in message and unit in message]
+            if level == 'WARNING' and f'{key!r} from {writer}:' in message]
 
 
 def assert_ignored(drv, since, victim, before, blamed=(), poked=None, nothing_spread=()):
     """The hooks since ``since`` succeeded; the victim's warned about each
-    (unit, key) in ``blamed``, raised no state, changed nothing on the
-    victim; no text in ``nothing_spread`` left the bag of ``poked``."""
+    (writer, key) in ``blamed``, raised no state, changed nothing on the
+    victim; no text in ``nothing_spread`` left ``poked`` (a unit's bag, or
+    APP_BAG)."""
     records = drv.records(since=since)
     assert records and all(record.ok for record in records), [r.error for r in records]
     mine = [record for record in records if record.unit == victim]
     assert mine, f'no hook ran on {victim}'
-    for unit, key in blamed:
-        assert warned(mine, unit, key), f'no WARNING naming {unit} and {key!r}'
+    for writer, key in blamed:
+        assert warned(mine, writer, key), f'no WARNING blaming {key!r} on {writer}'
     assert snapshot(drv, victim) == before
     assert not [r for r in mine if SIGN in r.flags or 'delivered' in str(r.logs)]
     assert not [r for r in mine if drv.runs(victim, 'sign', r)]
@@ -172,13 +187,16 @@ def assert_ignored(drv, since, victim, before, blamed=(), poked=None, nothing_sp
 
 def everywhere_else(drv, records, poked):
     """Every place a poked value could be copied to, as one text: the bags
-    of the units other than ``poked``, leader settings, all unit data, the
-    driver logs, and the logs, output and writes of ``records``."""
+    (the units', the application's) but ``poked``, leader settings, all unit
+    data, the driver logs, and the logs, output and writes of ``records``."""
     units = drv.model.units
     places = [drv.model.bag(unit) for unit in units if unit != poked]
+    if poked != APP_BAG:
+        places.append(drv.model.app_bag())
     places += [drv.model.leader_settings] + [drv.model.kv(unit) for unit in units]
     places += [drv.log(unit) for unit in units]
-    places += [(record.logs, record.output, record.relation_written) for record in records]
+    places += [(record.logs, record.output, record.relation_written, record.app_written)
+               for record in records]
     return json.dumps(places)
 
 
@@ -195,30 +213,29 @@ def secrets(value):
 @pytest.mark.parametrize('case', sorted(MALFORMED))
 def test_bad_csr_reaching_the_leader(make, case):
     drv = make(units=2)
-    csr = drv.model.bag(FOLLOWER)['csr']
+    csr = drv.model.bag(FOLLOWER)[peers.CSR_KEY]
     value = MALFORMED[case](Material(csr, drv.ca.pem, pki.key_pem(pki.make_key())))
     before, follower_cert, since = snapshot(drv, LEADER), drv.cert(FOLLOWER), len(drv.model.history)
-    drv.model.poke(FOLLOWER, {'csr': value})
+    drv.model.poke(FOLLOWER, {peers.CSR_KEY: value})
     drv.settle()
-    assert_ignored(drv, since, LEADER, before, blamed=[(FOLLOWER, 'csr')], poked=FOLLOWER,
+    assert_ignored(drv, since, LEADER, before, blamed=[(FOLLOWER, peers.CSR_KEY)], poked=FOLLOWER,
                    nothing_spread=secrets(value))
     assert drv.call(LEADER, 'get_csr_map') == {}
     assert drv.cert(FOLLOWER) == follower_cert
-    assert drv.model.bag(LEADER)[CERT_KEY] == follower_cert
+    assert drv.model.app_bag()[CERT_KEY] == follower_cert
 
 
 def test_forged_answer_reaching_the_leader(make):
-    """A follower writes a certificate, digest and CA for the leader."""
+    """A follower writes a certificate, digest and CA for the leader in its own bag."""
     drv = make(units=2)
     evil = pki.make_ca('evil CA')
-    leader_csr = drv.model.bag(LEADER)['csr']
+    leader_csr = drv.model.bag(LEADER)[peers.CSR_KEY]
+    forged = {peers.CERT_KEY.format(LEADER): pki.sign(evil, leader_csr),
+              peers.CSR_DIGEST_KEY.format(LEADER): csr_digest(leader_csr), peers.CA_KEY: evil.pem}
     before, since = snapshot(drv, LEADER), len(drv.model.history)
-    drv.model.poke(FOLLOWER, {f'{LEADER}_signed_certificate': pki.sign(evil, leader_csr),
-                              f'{LEADER}_csr_sha256': csr_digest(leader_csr), 'ca': evil.pem})
+    drv.model.poke(FOLLOWER, forged)
     drv.settle()
-    assert_ignored(drv, since, LEADER, before, blamed=[
-        (FOLLOWER, f'{LEADER}_signed_certificate'), (FOLLOWER, f'{LEADER}_csr_sha256'),
-        (FOLLOWER, 'ca')])
+    assert_ignored(drv, since, LEADER, before, blamed=[(FOLLOWER, key) for key in forged])
     assert drv.call(LEADER, 'get_ca') == drv.ca.pem
 
 
@@ -226,26 +243,41 @@ def test_deleted_csr_changes_nothing_on_the_leader(make):
     """Juju deletes a key set to '': "empty" is a missing key."""
     drv = make(units=2)
     before, since = snapshot(drv, LEADER), len(drv.model.history)
-    drv.model.poke(FOLLOWER, {'csr': None})
+    drv.model.poke(FOLLOWER, {peers.CSR_KEY: None})
     drv.settle()
     assert_ignored(drv, since, LEADER, before)
     assert drv.call(LEADER, 'get_csr_map') == {}
 
 
-@pytest.mark.parametrize('case', sorted(ODD_BUT_VALID))
-def test_odd_but_valid_csr_is_signed(make, case):
+def poke_odd_csr(make, case):
+    """Two units; the follower makes no CSR of its own and an operator
+    writes one in its bag, spelt as ODD_BUT_VALID[case]. Returns the driver,
+    the CSR's key, the CSR in normal form and the records of the hooks that
+    follow."""
     drv = make(units=1)
     drv.add_unit(create=False)
     drv.settle()
     key = pki.make_key()
     csr = pki.make_csr(key, FOLLOWER)
-    drv.model.poke(FOLLOWER, {'csr': ODD_BUT_VALID[case](csr)})
-    records = drv.settle()
+    drv.model.poke(FOLLOWER, {peers.CSR_KEY: ODD_BUT_VALID[case](csr)})
+    return drv, key, csr, drv.settle()
+
+
+@pytest.mark.parametrize('case', sorted(ODD_BUT_VALID))
+def test_odd_but_valid_csr_is_signed(make, case):
+    drv, key, csr, records = poke_odd_csr(make, case)
     assert not [m for r in records for level, m in r.logs if level == 'WARNING']
-    assert drv.model.bag(LEADER)[DIGEST_KEY] == csr_digest(csr)
+    assert drv.model.app_bag()[DIGEST_KEY] == csr_digest(csr)
     assert public_key(drv.cert(FOLLOWER)) == pki.public_der(key.public_key())
     assert drv.flags(FOLLOWER) == {AVAILABLE}
-    assert drv.model.bag(FOLLOWER)['csr'] == csr
+
+
+@pytest.mark.parametrize('case', sorted(ODD_BUT_VALID))
+def test_an_adopted_odd_csr_is_republished_in_normal_form(make, case):
+    """The follower adopts the CSR it finds in its bag and, as with every
+    value the layer publishes, publishes it in normal form."""
+    drv, _, csr, _ = poke_odd_csr(make, case)
+    assert drv.model.bag(FOLLOWER)[peers.CSR_KEY] == csr
 
 
 # -- direction B: certificates and CAs reaching a follower --------------------------
@@ -254,7 +286,18 @@ def follower_setup(make, holding):
     """Two units; the follower holds a certificate, or has only published its CSR."""
     drv = make(units=2, sign=holding)
     assert bool(drv.cert(FOLLOWER)) == holding
-    return drv, drv.model.bag(FOLLOWER)['csr']
+    return drv, drv.model.bag(FOLLOWER)[peers.CSR_KEY]
+
+
+def poke_app(drv, values):
+    """Write ``values`` into the application bag as an operator would, run
+    the hooks this queues on the follower and return their records. Only the
+    follower's: what it makes of the values is under test, and a leader told
+    of the write (JUJUSIM_SELF_NOTIFY=1) would answer again over them."""
+    since = len(drv.model.history)
+    drv.model.poke_app(values)
+    drv.run_queued(FOLLOWER)
+    return drv.records(since=since)
 
 
 HOLDING = pytest.mark.parametrize('holding', [False, True], ids=['fresh', 'holding'])
@@ -266,9 +309,8 @@ def test_bad_certificate_reaching_a_follower(make, case, holding):
     drv, csr = follower_setup(make, holding)
     value = MALFORMED[case](Material(pki.sign(drv.ca, csr), csr, pki.key_pem(pki.make_key())))
     before, since = snapshot(drv, FOLLOWER), len(drv.model.history)
-    drv.model.poke(LEADER, {CERT_KEY: value, DIGEST_KEY: csr_digest(csr)})
-    drv.settle()
-    assert_ignored(drv, since, FOLLOWER, before, blamed=[(LEADER, CERT_KEY)], poked=LEADER,
+    poke_app(drv, {CERT_KEY: value, DIGEST_KEY: csr_digest(csr)})
+    assert_ignored(drv, since, FOLLOWER, before, blamed=[(APP_BAG, CERT_KEY)], poked=APP_BAG,
                    nothing_spread=secrets(value))
 
 
@@ -278,17 +320,14 @@ def test_bad_ca_reaching_a_follower(make, case, holding):
     drv, csr = follower_setup(make, holding)
     value = MALFORMED[case](Material(pki.make_ca('new CA').pem, csr, pki.key_pem(pki.make_key())))
     before, since = snapshot(drv, FOLLOWER), len(drv.model.history)
-    drv.model.poke(LEADER, {'ca': value})
-    drv.settle()
-    assert_ignored(drv, since, FOLLOWER, before, blamed=[(LEADER, 'ca')], poked=LEADER,
+    poke_app(drv, {peers.CA_KEY: value})
+    assert_ignored(drv, since, FOLLOWER, before, blamed=[(APP_BAG, peers.CA_KEY)], poked=APP_BAG,
                    nothing_spread=secrets(value))
 
 
 def other_csr():
     return pki.make_csr(pki.make_key(), THIRD)
 
-
-NO_DIGEST = "original layer's format (no digest)"
 
 #: Well-formed answers that do not answer the follower's current CSR:
 #: (certificate, digest) made from the test CA and the follower's CSR.
@@ -298,12 +337,13 @@ WRONG_ANSWERS = {
         pki.sign(ca, csr, public_key=pki.make_key().public_key()), csr_digest(csr)),
     'digest of another CSR': lambda ca, csr: (pki.sign(ca, csr), csr_digest(other_csr())),
     'digest not hex': lambda ca, csr: (pki.sign(ca, csr), 'sha256:please-trust-me'),
-    NO_DIGEST: lambda ca, csr: (pki.sign(ca, csr), None),
+    'certificate without digest': lambda ca, csr: (pki.sign(ca, csr), None),
     'digest without certificate': lambda ca, csr: (None, csr_digest(csr)),
 }
 # The key each WRONG_ANSWERS case must be blamed on: the digest when it is the
 # digest that does not fit, else the certificate.
 BLAMED_ON_DIGEST = {'digest of another CSR', 'digest not hex', 'digest without certificate'}
+
 
 @HOLDING
 @pytest.mark.parametrize('case', sorted(WRONG_ANSWERS))
@@ -311,51 +351,101 @@ def test_wrong_answer_reaching_a_follower(make, case, holding):
     drv, csr = follower_setup(make, holding)
     cert, digest = WRONG_ANSWERS[case](drv.ca, csr)
     before, since = snapshot(drv, FOLLOWER), len(drv.model.history)
-    drv.model.poke(LEADER, {CERT_KEY: cert, DIGEST_KEY: digest})
-    drv.settle()
+    poke_app(drv, {CERT_KEY: cert, DIGEST_KEY: digest})
     blamed = DIGEST_KEY if case in BLAMED_ON_DIGEST else CERT_KEY
-    assert_ignored(drv, since, FOLLOWER, before, blamed=[(LEADER, blamed)])
+    assert_ignored(drv, since, FOLLOWER, before, blamed=[(APP_BAG, blamed)])
 
+
+# -- direction B: answers forged in a unit's own bag ---------------------------------
 
 @HOLDING
 def test_forged_answer_from_a_non_leader_reaching_a_follower(make, holding):
     drv = make(units=3, sign=holding)
-    csr = drv.model.bag(FOLLOWER)['csr']
+    csr = drv.model.bag(FOLLOWER)[peers.CSR_KEY]
     evil = pki.make_ca('evil CA')
+    forged = {CERT_KEY: pki.sign(evil, csr), DIGEST_KEY: csr_digest(csr), peers.CA_KEY: evil.pem}
     before, since = snapshot(drv, FOLLOWER), len(drv.model.history)
-    drv.model.poke(THIRD, {CERT_KEY: pki.sign(evil, csr), DIGEST_KEY: csr_digest(csr),
-                           'ca': evil.pem})
+    drv.model.poke(THIRD, forged)
     drv.settle()
-    assert_ignored(drv, since, FOLLOWER, before,
-                   blamed=[(THIRD, CERT_KEY), (THIRD, DIGEST_KEY), (THIRD, 'ca')])
+    assert_ignored(drv, since, FOLLOWER, before, blamed=[(THIRD, key) for key in forged])
 
 
-UNEXPECTED_NAMES = ['drv/99_signed_certificate', f'../{CERT_KEY}', f'{FOLLOWER}/../{CERT_KEY}',
-                    f'{CERT_KEY}.bak', f' {CERT_KEY}', CERT_KEY.upper(), 'signed_certificate']
+@HOLDING
+def test_answers_in_the_leaders_own_bag_are_ignored(make, holding):
+    """The original layer's format: the leader's answer in its own unit bag,
+    with no digest (and no CA). It fits the follower's CSR, and the follower
+    still takes only what the application bag holds, warning that the
+    leader's bag has it."""
+    drv, csr = follower_setup(make, holding)
+    before, since = snapshot(drv, FOLLOWER), len(drv.model.history)
+    drv.model.poke(LEADER, {CERT_KEY: pki.sign(drv.ca, csr)})
+    drv.settle()
+    assert_ignored(drv, since, FOLLOWER, before, blamed=[(LEADER, CERT_KEY)])
+
+
+def test_a_followers_copy_of_the_application_bag_is_ignored(make):
+    """A follower that copies everything the leader published into its own
+    bag is warned about, by name, by every unit it holds answers for, and
+    no unit takes an answer or the CA from it, the follower itself included.
+
+    The copy is of answers no follower has taken yet, which the leader then
+    withdraws by changing CA: each still fits its unit's CSR, so taking it
+    would show."""
+    drv = make(units=3, sign=False)
+    old, new = drv.ca, pki.make_ca('new CA')
+    answers = [('set_cert', [unit, pki.sign(old, drv.model.bag(unit)[peers.CSR_KEY])])
+               for unit in drv.model.units]
+    drv.run(LEADER, 'update-status', calls=[('set_ca', [old.pem])] + answers)
+    published = drv.model.app_bag()
+    assert len(published) == 1 + 2 * len(drv.model.units)
+    drv.run(LEADER, 'update-status', calls=[('set_ca', [new.pem])])
+    assert drv.model.app_bag() == {peers.CA_KEY: new.pem}
+    drv.settle()
+    before, since = snapshot(drv, THIRD), len(drv.model.history)
+    drv.model.poke(FOLLOWER, published)
+    drv.settle()
+    copied = [peers.CERT_KEY.format(THIRD), peers.CSR_DIGEST_KEY.format(THIRD), peers.CA_KEY]
+    assert_ignored(drv, since, THIRD, before, blamed=[(FOLLOWER, key) for key in copied],
+                   poked=FOLLOWER,
+                   nothing_spread=[published[peers.CERT_KEY.format(unit)] for unit in (FOLLOWER, THIRD)])
+    leader_records = drv.records(LEADER, since)
+    for key in (peers.CERT_KEY.format(LEADER), peers.CSR_DIGEST_KEY.format(LEADER), peers.CA_KEY):
+        assert warned(leader_records, FOLLOWER, key), f'the leader did not warn about {key!r}'
+    assert drv.model.app_bag() == {peers.CA_KEY: new.pem}
+    assert drv.call(FOLLOWER, 'get_signed_cert') is None
+    assert drv.call(FOLLOWER, 'get_ca') == new.pem
+
+
+# -- direction B: keys that answer no unit, and deleted answers ------------------------
+
+UNEXPECTED_NAMES = [peers.CERT_KEY.format('drv/99'), peers.CERT_KEY.format(''), f'../{CERT_KEY}',
+                    f'{FOLLOWER}/../{CERT_KEY}', f'{CERT_KEY}.bak', f' {CERT_KEY}', CERT_KEY.upper(),
+                    'signed_certificate']
 
 
 @pytest.mark.parametrize('key', UNEXPECTED_NAMES)
 def test_keys_with_unexpected_unit_names_are_ignored(make, key):
     """No unit reads a key that is not its own, so there is nothing to warn
-    about; the leader drops such a key from its bag when it looks like one
-    of the layer's."""
-    drv, csr = follower_setup(make, holding=False)
+    about; the leader drops from the application bag every key that is
+    neither the CA nor an answer for a live unit (for drv/99, goal-state
+    says there is none), and keeps those."""
+    drv, csr = follower_setup(make, holding=True)
+    published = drv.model.app_bag()
     before, since = snapshot(drv, FOLLOWER), len(drv.model.history)
-    drv.model.poke(LEADER, {key: pki.sign(drv.ca, csr), 'drv/99_csr_sha256': csr_digest(csr)})
-    drv.settle()
+    poked = {key: pki.sign(drv.ca, csr), peers.CSR_DIGEST_KEY.format('drv/99'): csr_digest(csr)}
+    records = poke_app(drv, poked)
+    assert not [m for r in records for level, m in r.logs if level == 'WARNING']
     assert_ignored(drv, since, FOLLOWER, before)
     drv.run(LEADER, 'update-status')
-    assert 'drv/99_csr_sha256' not in drv.model.bag(LEADER)
-    assert (key in drv.model.bag(LEADER)) == (not key.endswith('_signed_certificate'))
+    assert drv.model.app_bag() == published
 
 
-@pytest.mark.parametrize('key', [CERT_KEY, DIGEST_KEY, 'ca'])
+@pytest.mark.parametrize('key', [CERT_KEY, DIGEST_KEY, peers.CA_KEY])
 def test_deleted_answer_changes_nothing_on_a_follower(make, key):
     """Juju deletes a key set to '': "empty" is a missing key."""
     drv, _ = follower_setup(make, holding=True)
     before, since = snapshot(drv, FOLLOWER), len(drv.model.history)
-    drv.model.poke(LEADER, {key: None})
-    drv.settle()
+    poke_app(drv, {key: None})
     assert_ignored(drv, since, FOLLOWER, before)
 
 
@@ -367,8 +457,7 @@ def test_odd_but_valid_certificate_and_ca_are_accepted(make, case):
         sent_cert, sent_ca, cert = cert + drv.ca.pem, drv.ca.pem, cert + drv.ca.pem
     else:
         sent_cert, sent_ca = ODD_BUT_VALID[case](cert), ODD_BUT_VALID[case](drv.ca.pem)
-    drv.model.poke(LEADER, {CERT_KEY: sent_cert, DIGEST_KEY: csr_digest(csr), 'ca': sent_ca})
-    records = drv.settle()
+    records = poke_app(drv, {CERT_KEY: sent_cert, DIGEST_KEY: csr_digest(csr), peers.CA_KEY: sent_ca})
     assert not [m for r in records for level, m in r.logs if level == 'WARNING']
     assert drv.cert(FOLLOWER) == cert
     assert drv.call(FOLLOWER, 'get_ca') == drv.ca.pem

@@ -136,10 +136,13 @@ def test_set_ca_with_a_different_ca_makes_every_csr_pending(make):
     other = pki.make_ca('other CA')
     drv.call('drv/0', 'set_ca', other.pem)
     assert SIGN in drv.record.flags
-    assert drv.record.relation_written == {'ca': other.pem}
+    # The answers under the old CA go; the units keep their certificates
+    # until the new ones arrive.
+    assert drv.record.app_written['ca'] == other.pem and drv.model.app_bag() == {'ca': other.pem}
     assert sorted(drv.call('drv/0', 'get_csr_map')) == ['drv/0', 'drv/1', 'drv/2']
     drv.settle()
     assert drv.call('drv/1', 'get_ca') == other.pem
+    assert drv.cert('drv/1') and drv.flags('drv/1') == {AVAILABLE}
 
 
 def test_new_ca_gets_every_unit_a_certificate_from_it(make):
@@ -175,23 +178,18 @@ def test_csr_left_pending_at_failover_is_signed_by_the_new_leader(make):
     assert signed and 'drv/2' in signed[0]
     assert belongs_to_key(drv, 'drv/2', drv.cert('drv/2'))
     assert drv.flags('drv/1') == {AVAILABLE}
-    # drv/0 began term 1; drv/1 took over with term 2.
-    assert drv.model.leader_settings['tls-leader'] == '2 drv/1'
-    assert drv.model.bag('drv/1')['tls-leader'] == '2 drv/1'
+    assert drv.model.app_bag()['drv/2_csr_sha256'] == csr_digest(drv.model.bag('drv/2')['csr'])
 
 
 def test_new_leader_inherits_answers_when_leadership_moves_between_live_units(make):
     drv = make(units=3)
     certs = {unit: drv.cert(unit) for unit in drv.model.units}
-    old_bag = drv.model.bag('drv/0')
+    published = drv.model.app_bag()
     drv.model.move_leader('drv/1')
     records = drv.settle()
-    assert [unit for unit, _ in delivered(records) if unit != 'drv/0'] == []
-    assert drv.cert('drv/1') == certs['drv/1'] and drv.cert('drv/2') == certs['drv/2']
-    assert [e['units'] for r in records for e in drv.log('drv/1', 'signed', r)] in ([], [['drv/0']])
-    new_bag = drv.model.bag('drv/1')
-    for key in ('ca', 'drv/2_signed_certificate', 'drv/2_csr_sha256'):
-        assert new_bag[key] == old_bag[key]
+    assert certs == {unit: drv.cert(unit) for unit in drv.model.units}
+    assert [r for r in records if r.relation_written or r.app_written] == []
+    assert drv.runs('drv/1', 'sign') == [] and drv.model.app_bag() == published
 
 
 def test_ex_leader_keeps_its_certificate_when_leadership_moves(make):
@@ -203,11 +201,12 @@ def test_ex_leader_keeps_its_certificate_when_leadership_moves(make):
     assert drv.cert('drv/0') == cert
 
 
-def test_ex_leader_removes_its_leader_keys(make):
+def test_unit_bags_hold_only_csrs_whoever_leads(make):
     drv = make(units=3)
     drv.model.move_leader('drv/1')
     drv.settle()
-    assert set(drv.model.bag('drv/0')) == JUJU_KEYS | {'csr'}
+    for unit in drv.model.units:
+        assert set(drv.model.bag(unit)) == JUJU_KEYS | {'csr'}
 
 
 # -- signed certificate available ---------------------------------------------
@@ -219,7 +218,7 @@ def test_available_raised_on_delivery(make):
     drv.run('drv/0', 'update-status')
     drv.settle()
     first = [r for r in drv.records('drv/1') if AVAILABLE in r.flags][0]
-    assert (first.hook, first.remote) == ('tls-relation-changed', 'drv/0')
+    assert (first.hook, first.app_change) == ('tls-relation-changed', True)
     run = drv.runs('drv/1', 'available', first)[0]
     assert run['cert'] == drv.cert('drv/1') and belongs_to_key(drv, 'drv/1', run['cert'])
     assert run['ca'] == drv.ca.pem
@@ -298,13 +297,30 @@ def test_get_csr_map_is_empty_on_a_follower(make):
     assert drv.call('drv/1', 'get_csr_map') == {}
 
 
-def test_departed_unit_leaves_the_leaders_bag(make):
+def test_departed_unit_leaves_the_application_bag(make):
     drv = make(units=3)
-    assert {'drv/2_signed_certificate', 'drv/2_csr_sha256'} <= set(drv.model.bag('drv/0'))
+    assert {'drv/2_signed_certificate', 'drv/2_csr_sha256'} <= set(drv.model.app_bag())
     drv.model.remove_unit('drv/2')
     drv.settle()
-    assert not [key for key in drv.model.bag('drv/0') if key.startswith('drv/2')]
+    assert not [key for key in drv.model.app_bag() if key.startswith('drv/2')]
     assert drv.call('drv/0', 'get_csr_map') == {}
+
+
+def test_a_new_leader_drops_the_answers_of_a_unit_that_left_before_it_led(make):
+    """drv/1 runs -departed for drv/2 as a follower and is made leader
+    before drv/0, the leader then, has run its own. relation-list no longer
+    names drv/2 on drv/1, as it names no unit drv/1 has yet to meet:
+    goal-state tells the two apart."""
+    drv = make(units=3)
+    drv.model.remove_unit('drv/2')
+    for unit in ('drv/2', 'drv/1'):
+        run_queued(drv, unit)
+    assert 'drv/2_csr_sha256' in drv.model.app_bag()
+    drv.model.move_leader('drv/1')
+    run_queued(drv, 'drv/1')
+    assert not [key for key in drv.model.app_bag() if key.startswith('drv/2')]
+    drv.settle()
+    assert all(holds_its_certificate(drv, unit) for unit in drv.model.units)
 
 
 # -- set_cert -------------------------------------------------------------------
@@ -351,9 +367,9 @@ def test_set_cert_delivers_the_leaders_own_certificate_locally(make):
     assert drv.results(record)[-1]['value'] == cert
     assert AVAILABLE in record.flags
     assert drv.kv('drv/0')['drv/0_signed_certificate'] == cert
-    # Delivered in the hook that signed it; the bag holds it only so that a
-    # successor leader can carry the answer over.
-    assert drv.model.bag('drv/0')['drv/0_signed_certificate'] == cert
+    # Delivered in the hook that signed it; published too, so that a
+    # successor leader finds it answered.
+    assert drv.model.app_bag()['drv/0_signed_certificate'] == cert
 
 
 def test_set_cert_publishes_all_answers_of_a_hook_in_one_relation_set(make):
@@ -361,9 +377,10 @@ def test_set_cert_publishes_all_answers_of_a_hook_in_one_relation_set(make):
     csrs = drv.call('drv/0', 'get_csr_map')
     record = drv.run('drv/0', 'update-status', calls=[
         ('set_cert', [unit, pki.sign(drv.ca, csr)]) for unit, csr in sorted(csrs.items())])
-    assert len(relation_sets(record)) == 1
+    sets = relation_sets(record)
+    assert len(sets) == 1 and '--app' in sets[0]
     assert {'drv/1_signed_certificate', 'drv/1_csr_sha256', 'drv/2_signed_certificate',
-            'drv/2_csr_sha256'} <= set(record.relation_written)
+            'drv/2_csr_sha256'} <= set(record.app_written)
 
 
 # -- get_signed_cert ------------------------------------------------------------
@@ -475,16 +492,16 @@ def test_wire_format(make):
     followers = ('drv/1', 'drv/2')
     for unit in followers:
         assert set(drv.model.bag(unit)) == JUJU_KEYS | {'csr'}
-    leader = drv.model.bag('drv/0')
-    expected = {'csr', 'ca', 'tls-leader'}
+    assert set(drv.model.bag('drv/0')) == JUJU_KEYS | {'csr'}
+    published = drv.model.app_bag()
+    expected = {'ca'}
     for unit in ('drv/0',) + followers:
         expected |= {f'{unit}_signed_certificate', f'{unit}_csr_sha256'}
-        assert leader[f'{unit}_csr_sha256'] == csr_digest(drv.model.bag(unit)['csr'])
-        assert leader[f'{unit}_signed_certificate'] == drv.cert(unit)
-    assert set(leader) == JUJU_KEYS | expected
-    assert leader['ca'] == drv.ca.pem
-    assert leader['tls-leader'] == '1 drv/0'
-    assert drv.model.leader_settings == {'tls-leader': '1 drv/0'}
+        assert published[f'{unit}_csr_sha256'] == csr_digest(drv.model.bag(unit)['csr'])
+        assert published[f'{unit}_signed_certificate'] == drv.cert(unit)
+    assert set(published) == expected
+    assert published['ca'] == drv.ca.pem
+    assert drv.model.leader_settings == {}
 
 
 def test_settled_update_status_writes_nothing(make):
@@ -511,7 +528,7 @@ def test_a_relation_named_cluster_works(make):
         assert drv.flags(unit) == {AVAILABLE}
         assert belongs_to_key(drv, unit, drv.cert(unit))
         assert 'interface-tls.cluster' in drv.kv(unit)
-    assert {'drv/1_signed_certificate', 'drv/2_csr_sha256'} <= set(drv.model.bag('drv/0'))
+    assert {'drv/1_signed_certificate', 'drv/2_csr_sha256'} <= set(drv.model.app_bag())
     value = drv.model.kv('drv/1')['reactive.states.' + AVAILABLE]
     assert value == {'relation': 'cluster', 'conversations': [GLOBAL_CONVERSATION.format('cluster')]}
 
@@ -556,15 +573,21 @@ def test_answer_to_the_previous_csr_is_not_delivered(make):
     drv.rekey('drv/1')
     drv.settle()
     # A leader lagging behind answers the CSR that drv/1 just replaced.
-    drv.call('drv/0', 'set_ca', drv.ca.pem)
-    drv.model.poke('drv/0', {'drv/1_signed_certificate': pki.sign(drv.ca, old_csr),
-                             'drv/1_csr_sha256': csr_digest(old_csr)})
+    drv.model.poke_app({'drv/1_signed_certificate': pki.sign(drv.ca, old_csr),
+                        'drv/1_csr_sha256': csr_digest(old_csr)})
     records = drv.settle()
     assert drv.cert('drv/1') is None and drv.flags('drv/1') == set()
     assert not [m for r in records for level, m in r.logs if level == 'WARNING']
 
 
 # -- consumers written for the original layer ------------------------------------
+
+def run_queued(drv, unit):
+    """Run ``unit``'s queued hooks, and only its."""
+    while any(queued == unit for queued, _, _ in drv.model.pending()):
+        record = drv.model.run(unit)
+        assert record is None or record.ok, record.error
+
 
 def hook_failures(drv):
     return [(r.unit, r.hook, r.error) for r in drv.model.history if not r.ok]
@@ -608,6 +631,7 @@ def test_original_consumer_after_a_leader_move(make):
     drv = make(units=3, original=True)
     held = {unit: drv.cert(unit) for unit in ('drv/1', 'drv/2')}
     drv.model.move_leader('drv/1')
+    drv.model.queue('drv/0', 'update-status')  # Juju runs one every few minutes
     drv.settle()
     assert hook_failures(drv) == [] and repeated_runs(drv) == []
     assert 'csr' in drv.model.bag('drv/0')
@@ -636,3 +660,115 @@ def test_install_leaves_relation_data_alone(make):
     assert [outcomes[c].get('value') for c in calls[:3]] == [{}, None, None]
     assert outcomes[calls[3]]['error'][0] == 'ValueError'
     assert hook_failures(drv) == [] and issued_by(drv.ca, drv.cert(unit))
+
+
+# -- upgrade from the original layer, and units of both side by side -------------------
+
+def original_deployment(make, units=3):
+    """``units`` units running the original layer with an original-style
+    consumer, settled: the followers hold certificates from drv/0's bag."""
+    drv = make(units=0)
+    for _ in range(units):
+        drv.run_original_layer(drv.add_unit(original=True))
+    drv.settle()
+    assert hook_failures(drv) == []
+    assert all(f'{unit}_signed_certificate' in drv.model.bag('drv/0') for unit in drv.model.units[1:])
+    return drv
+
+
+def holds_its_certificate(drv, unit):
+    cert = drv.cert(unit)
+    return bool(cert) and issued_by(drv.ca, cert) and belongs_to_key(drv, unit, cert)
+
+
+@pytest.mark.parametrize('order', ['leader first', 'leader last'])
+def test_a_mixed_window_converges_once_every_unit_is_upgraded(make, order):
+    """Upgraded units ignore the original leader's unit-bag answers (no
+    digest binds them to a CSR); an upgraded leader answers every CSR again,
+    in the application bag, where only upgraded units look."""
+    drv = original_deployment(make)
+    units = drv.model.units if order == 'leader first' else drv.model.units[::-1]
+    for done, unit in enumerate(units, 1):
+        drv.upgrade(unit)
+        drv.settle()
+        assert hook_failures(drv) == []
+        upgraded = units[:done]
+        if 'drv/0' in upgraded:
+            assert all(holds_its_certificate(drv, u) for u in upgraded if u != 'drv/0')
+        else:
+            assert all(drv.cert(u) is None for u in upgraded)
+    assert all(holds_its_certificate(drv, unit) for unit in drv.model.units[1:])
+    for unit in drv.model.units:
+        assert set(drv.model.bag(unit)) <= JUJU_KEYS | {'csr'}, 'the original answers are gone'
+
+
+def test_upgraded_units_warn_about_the_original_leaders_answers(make):
+    drv = original_deployment(make, units=2)
+    drv.upgrade('drv/1')
+    drv.settle()
+    record = drv.run('drv/1', 'tls-relation-changed', remote='drv/0')
+    assert record.ok and drv.cert('drv/1') is None
+    key = 'drv/1_signed_certificate'
+    assert [m for level, m in record.logs if level == 'WARNING' and f"'{key}' from drv/0" in m]
+
+
+# -- the inherited RelationBase API and leadership lost mid-hook --------------------------
+
+@pytest.mark.parametrize('hook, remote', [('update-status', None), ('config-changed', None),
+                                          ('leader-settings-changed', None),
+                                          ('tls-relation-changed', 'drv/0')])
+def test_the_inherited_relation_base_api_works_in_every_hook(make, hook, remote):
+    """charms.reactive's own RelationBase methods find their conversation
+    (the layer's scope is the relation-wide one) outside relation hooks too."""
+    drv = make(units=2)
+    calls = [('is_state', [AVAILABLE]), ('set_state', ['tls.custom']), ('is_state', ['tls.custom']),
+             ('remove_state', ['tls.custom']), ('is_state', ['tls.custom']), ('get_remote', ['csr']),
+             ('set_remote', ['note', 'hello'])]
+    record = drv.run('drv/1', hook, remote=remote, calls=calls)
+    assert record.ok
+    assert [r.get('value', r.get('error')) for r in drv.results(record)] == [
+        True, None, True, None, False, drv.model.bag('drv/0')['csr'], None]
+    assert drv.model.bag('drv/1')['note'] == 'hello'
+
+
+def test_a_leader_deposed_mid_hook_fails_that_hook_and_the_new_leader_carries_on(make):
+    """Juju refuses ``relation-set --app`` once the lease is gone: the hook
+    fails whole (its answers are not published) and is retried as a
+    follower's; the new leader signs."""
+    drv = make(units=3)
+    drv.model.move_leader('drv/1', mid_hook='relation-set')
+    drv.rekey('drv/2')
+    drv.settle()
+    assert [(unit, hook) for unit, hook, _ in hook_failures(drv)] == [('drv/0', 'tls-relation-changed')]
+    assert drv.model.leader == 'drv/1' and holds_its_certificate(drv, 'drv/2')
+    assert drv.model.app_bag()['drv/2_csr_sha256'] == csr_digest(drv.model.bag('drv/2')['csr'])
+
+
+# -- what the layer itself costs ----------------------------------------------------------
+
+@pytest.mark.parametrize('units', [2, 5])
+def test_the_layers_own_hook_tool_calls_stay_within_budget(make, units):
+    """Reads: at most 4 in a follower's hook, at most 4 + N in the leader's.
+    Writes: one relation-set per bag that changes (and charmhelpers'
+    relation-set --help probe before the first), none in a hook that
+    changes nothing. Counted with a consumer that calls no hook tool
+    itself, over a renewal, a re-key and the answer to it."""
+    drv = make(units=units)
+    for unit in drv.model.units:
+        drv.control(unit, create=False, sign=False)
+    since = len(drv.model.history)
+    drv.call('drv/0', 'set_cert', 'drv/1', pki.sign(drv.ca, drv.model.bag('drv/1')['csr'], days=30))
+    drv.settle()
+    csr = drv.rekey('drv/1')
+    drv.settle()
+    drv.call('drv/0', 'set_cert', 'drv/1', pki.sign(drv.ca, csr))
+    drv.settle()
+    records = drv.records(since=since)
+    assert {r.hook for r in records} >= {'update-status', 'config-changed', 'tls-relation-changed'}
+    for record in records:
+        calls = [argv for argv in record.argv if argv[0] != 'juju-log']
+        writes = [argv for argv in calls if argv[0] == 'relation-set']
+        reads = len(calls) - len(writes)
+        assert reads <= (4 + units if record.unit == 'drv/0' else 4), (record.unit, record.hook, calls)
+        bags = bool(record.relation_written) + bool(record.app_written)
+        assert len(writes) == (bags + 1 if bags else 0), (record.unit, record.hook, writes)

@@ -9,7 +9,8 @@ session; every item goes both ways through the driver charm:
 * through the API: ``set_csr`` on a follower, ``set_ca`` and ``set_cert`` on
   the leader, with the file's text as the tool wrote it;
 * over the relation: the text as an old or foreign unit would write it in
-  its bag, read by the leader (a CSR) or a follower (a certificate, a CA).
+  its bag, read by the leader (a CSR), or as an operator would write it in
+  the application bag, read by a follower (a certificate, a CA).
 
 An accepted item ends in normal form (the blocks alone, canonical label,
 64-column base64) with the DER the tool wrote; a refused one raises
@@ -23,8 +24,9 @@ import pytest
 from cryptography import x509
 from driver import AVAILABLE
 from e2e import pki
-from e2e.corpus import CA, CERT, CSR, build, names
+from e2e.corpus import BY_NAME, CA, CERT, CSR, build, names
 from test_hostile import (
+    APP_BAG,
     CERT_KEY,
     DIGEST_KEY,
     FOLLOWER,
@@ -32,10 +34,13 @@ from test_hostile import (
     armor,
     assert_ignored,
     everywhere_else,
+    poke_app,
     public_key,
     secrets,
     snapshot,
 )
+
+import peers
 
 LABELS = {CSR: 'CERTIFICATE REQUEST', CERT: 'CERTIFICATE', CA: 'CERTIFICATE'}
 
@@ -107,8 +112,8 @@ def test_set_csr_with_tool_output(make, corpus, name):
     if item.accepted:
         drv.call(FOLLOWER, 'set_csr', item.text, hook='config-changed')
         drv.settle()
-        assert drv.model.bag(FOLLOWER)['csr'] == normal_form(item)
-        assert drv.model.bag(LEADER)[DIGEST_KEY] == digest(item)
+        assert drv.model.bag(FOLLOWER)[peers.CSR_KEY] == normal_form(item)
+        assert drv.model.app_bag()[DIGEST_KEY] == digest(item)
         assert public_key(drv.cert(FOLLOWER)) == csr_public_key(item)
         assert AVAILABLE in drv.flags(FOLLOWER)
     else:
@@ -139,7 +144,7 @@ def test_set_cert_with_tool_output(make, corpus, name):
             drv.call(LEADER, 'set_cert', FOLLOWER, item.text)
         assert_refusal(error, item)
         drv.settle()
-        assert CERT_KEY not in drv.model.bag(LEADER)
+        assert CERT_KEY not in drv.model.app_bag()
         assert drv.cert(FOLLOWER) is None
         assert_no_secret_spread(drv, since, item)
 
@@ -152,14 +157,14 @@ def test_set_ca_with_tool_output(make, corpus, name):
     if item.accepted:
         drv.call(LEADER, 'set_ca', item.text)
         drv.settle()
-        assert drv.model.bag(LEADER)['ca'] == normal_form(item)
+        assert drv.model.app_bag()[peers.CA_KEY] == normal_form(item)
         assert drv.call(FOLLOWER, 'get_ca') == normal_form(item)
     else:
         with pytest.raises(ValueError) as error:
             drv.call(LEADER, 'set_ca', item.text)
         assert_refusal(error, item)
         drv.settle()
-        assert 'ca' not in drv.model.bag(LEADER)
+        assert peers.CA_KEY not in drv.model.app_bag()
         assert drv.call(FOLLOWER, 'get_ca') is None
         assert_no_secret_spread(drv, since, item)
 
@@ -171,16 +176,26 @@ def test_tool_csr_reaching_the_leader(make, corpus, name):
     item = corpus[name]
     drv = follower_without_csr(make, sign=True)
     before, since = snapshot(drv, LEADER), len(drv.model.history)
-    drv.model.poke(FOLLOWER, {'csr': item.text})
+    drv.model.poke(FOLLOWER, {peers.CSR_KEY: item.text})
     records = drv.settle()
     if item.accepted:
         assert not warnings(records)
-        assert drv.model.bag(LEADER)[DIGEST_KEY] == digest(item)
+        assert drv.model.app_bag()[DIGEST_KEY] == digest(item)
         assert public_key(drv.cert(FOLLOWER)) == csr_public_key(item)
-        assert drv.model.bag(FOLLOWER)['csr'] == normal_form(item)
     else:
-        assert_ignored(drv, since, LEADER, before, blamed=[(FOLLOWER, 'csr')], poked=FOLLOWER,
+        assert_ignored(drv, since, LEADER, before, blamed=[(FOLLOWER, peers.CSR_KEY)], poked=FOLLOWER,
                        nothing_spread=secrets(item.text))
+
+
+@pytest.mark.parametrize('name', [name for name in names(CSR) if BY_NAME[name].refused is None])
+def test_a_tool_csr_found_in_its_bag_is_republished_in_normal_form(make, corpus, name):
+    """The follower adopts the CSR it finds in its bag and, as with every
+    value the layer publishes, publishes it in normal form."""
+    item = corpus[name]
+    drv = follower_without_csr(make, sign=True)
+    drv.model.poke(FOLLOWER, {peers.CSR_KEY: item.text})
+    drv.settle()
+    assert drv.model.bag(FOLLOWER)[peers.CSR_KEY] == normal_form(item)
 
 
 @pytest.mark.parametrize('name', names(CERT))
@@ -191,17 +206,16 @@ def test_tool_certificate_reaching_a_follower(make, corpus, name):
     drv = follower_with_csr(make, csr)
     values = {CERT_KEY: item.text, DIGEST_KEY: digest(csr)}
     if item.accepted:
-        values['ca'] = ca.text
+        values[peers.CA_KEY] = ca.text
     before, since = snapshot(drv, FOLLOWER), len(drv.model.history)
-    drv.model.poke(LEADER, values)
-    records = drv.settle()
+    records = poke_app(drv, values)
     if item.accepted:
         assert not warnings(records)
         assert drv.cert(FOLLOWER) == normal_form(item)
         assert drv.call(FOLLOWER, 'get_ca') == normal_form(ca)
         assert AVAILABLE in drv.flags(FOLLOWER)
     else:
-        assert_ignored(drv, since, FOLLOWER, before, blamed=[(LEADER, CERT_KEY)], poked=LEADER,
+        assert_ignored(drv, since, FOLLOWER, before, blamed=[(APP_BAG, CERT_KEY)], poked=APP_BAG,
                        nothing_spread=secrets(item.text))
 
 
@@ -210,13 +224,12 @@ def test_tool_ca_reaching_a_follower(make, corpus, name):
     item = corpus[name]
     drv = make(units=2, sign=False)
     before, since = snapshot(drv, FOLLOWER), len(drv.model.history)
-    drv.model.poke(LEADER, {'ca': item.text})
-    records = drv.settle()
+    records = poke_app(drv, {peers.CA_KEY: item.text})
     if item.accepted:
         assert not warnings(records)
         assert drv.call(FOLLOWER, 'get_ca') == normal_form(item)
     else:
-        assert_ignored(drv, since, FOLLOWER, before, blamed=[(LEADER, 'ca')], poked=LEADER,
+        assert_ignored(drv, since, FOLLOWER, before, blamed=[(APP_BAG, peers.CA_KEY)], poked=APP_BAG,
                        nothing_spread=secrets(item.text))
 
 

@@ -8,22 +8,19 @@ from run to run (keys are random, so values are described, not printed; only
 the total wall time and the certificates' expiry date vary) so that two runs
 can be diffed. Exits 1 if any check fails.
 """
-import hashlib
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 # Run as a script, without pytest's conftest.py: make tests/ importable as it does.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jujusim import Model  # noqa: E402
-
 from e2e import pki  # noqa: E402
 from e2e.build import build_charm  # noqa: E402
+from e2e.deployment import Deployment  # noqa: E402
 
 UNITS = 3
 LAYER_STATES = ('create certificate signing request', 'sign certificate signing request',
@@ -37,16 +34,14 @@ def main():
     with tempfile.TemporaryDirectory(prefix='tls-demo-') as tmp:
         print('Building examples/tls-example with charm-build (interface:tls = this checkout) ...')
         charm = build_charm(tmp)
-        tls_dir = Path(tmp) / 'tls'
         print(f'Deploying {UNITS} units on jujusim: every hook is a process running the built '
               'charm;\nonly the hook tools (relation-get, leader-set ...) are simulated.\n')
-        with Model(str(charm), 'tls', executor='subprocess', workdir=tmp) as model:
-            model.set_config(**{'tls-dir': str(tls_dir)})
-            for _ in range(UNITS):
-                model.add_unit()
-            records = model.settle()
-            print_timeline(records, model.leader)
-            problems = prove(model, tls_dir, records)
+        app = Deployment(charm, 'tls', tmp)
+        with app.model:
+            app.deploy(UNITS)
+            records = app.records()
+            print_timeline(records, app.model.leader)
+            problems = prove(app, records)
     calls = sum(sum(r.calls.values()) for r in records)
     print(f'\n{len(records)} hooks, {calls} hook tool calls; '
           f'wall time {time.monotonic() - started:.1f} s')
@@ -62,6 +57,8 @@ def print_timeline(records, leader):
     digests = {}  # CSR digest -> unit, to name what a <unit>_csr_sha256 refers to
     for r in records:
         remote = f'  (remote {r.remote})' if r.remote else ''
+        if r.app_change:
+            remote = '  (the application bag changed)'
         status = '' if r.ok else '  FAILED'
         print(f'{r.seq:3}  {r.unit:14} {r.hook}{remote}{status}')
         states = [s for s in LAYER_STATES if s in r.flags]
@@ -72,8 +69,9 @@ def print_timeline(records, leader):
                       'certificate, now in its unitdata')
         for key, value in r.relation_written.items():
             if key == 'csr' and value:
-                digests[csr_digest(value)] = r.unit
-        for label, written in (('relation', r.relation_written), ('leader', r.leader_written)):
+                digests[pki.csr_digest(value)] = r.unit
+        for label, written in (('unit bag', r.relation_written), ('app bag', r.app_written),
+                               ('leader', r.leader_written)):
             if written:
                 print(f'       {label:10} ' + '\n                  '.join(
                     f'{key} = {describe(value, digests)}' for key, value in sorted(written.items())))
@@ -99,22 +97,19 @@ def describe(value, digests):
     return value if len(value) <= 40 else value[:37] + '...'
 
 
-def csr_digest(pem):
-    csr = x509.load_pem_x509_csr(pem.encode())
-    return hashlib.sha256(csr.public_bytes(serialization.Encoding.DER)).hexdigest()
-
-
-def prove(model, tls_dir, records):
+def prove(app, records):
     """Print each unit's certificate and an mTLS handshake; return what failed."""
+    model, tls_dir = app.model, app.tls_dir
     problems = [f'{r.unit} {r.hook} failed:\n{r.error}' for r in records if not r.ok]
     problems += [f'{r.unit} {r.hook} logged {level}: {message}'
                  for r in records for level, message in r.logs if level in LOUD]
     ca = model.leader_settings['ca-cert']
     print('\nCertificates (each checked: matches the unit\'s key.pem, chains to the CA in '
           'leader settings, names the unit)')
+    certs = {}
     for unit in model.units:
         try:
-            cert = pki.check_unit(tls_dir, unit, ca_pem=ca)
+            cert = certs[unit] = pki.check_unit(tls_dir, unit, ca_pem=ca)
         except AssertionError as error:
             problems.append(str(error))
             continue
@@ -127,6 +122,14 @@ def prove(model, tls_dir, records):
               f'    issuer   {cert.issuer.rfc4514_string()}\n'
               f'    expiry   {pki.validity(cert)[1]:%Y-%m-%d} ({lifetime} days)\n'
               '    key      cert.pem matches key.pem: yes')
+    try:
+        app.check_relation_data(certs, ca=ca)
+    except AssertionError as error:
+        problems.append(f'the relation data is not as the layer documents it: {error}')
+    else:
+        print("\nRelation data: each unit's bag holds its CSR and nothing else of the layer's; "
+              'the application\nbag holds the CA and each certificate above with the SHA-256 '
+              'of the CSR it answers')
     server, client = model.leader, model.units[-1]
     print(f'\nMutual TLS on 127.0.0.1: {server} serves, {client} connects; each side presents '
           'its certificate\nand trusts only its own ca.pem; the client checks the host name')

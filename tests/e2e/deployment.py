@@ -16,6 +16,15 @@ from e2e import pki
 
 LOUD = ('WARNING', 'ERROR', 'CRITICAL')
 INJECTED = 'injected hook failure'  # in the traceback of a fail_next failure
+# Wire format 2: a unit's own bag holds its CSR beside what Juju puts there,
+# the application bag the CA and the leader's answers; leader settings hold
+# only what the example charms keep there (their CA), nothing of the layer's.
+JUJU_KEYS = {'private-address', 'ingress-address', 'egress-subnets'}
+CSR_KEY = 'csr'
+CA_KEY = 'ca'
+CERT_KEY = '{}_signed_certificate'
+DIGEST_KEY = '{}_csr_sha256'
+CHARM_LEADER_KEYS = {'ca-cert', 'ca-key', 'ca-generation'}
 
 
 class Deployment:
@@ -43,17 +52,61 @@ class Deployment:
 
     def check_hooks(self, failed=(), warnings=()):
         """Assert that since the scenario began only the injected failures
-        happened and only the expected messages were logged loudly.
+        happened and only the expected warnings were logged loudly.
 
-        ``failed`` lists the (unit, hook) of injected failures, ``warnings``
-        the (unit, message) logged at WARNING or above, both in order.
+        ``failed`` lists the (unit, hook) of injected failures, in order.
+        ``warnings`` lists a (unit, key, writer) for each line expected at
+        WARNING or above, in any order: ``unit`` logged it at WARNING, and it
+        names the relation key and who wrote it. The wording is the layer's.
         """
         records = self.records()
         assert [(r.unit, r.hook) for r in records if not r.ok] == list(failed), \
             [r.error for r in records if not r.ok]
         assert all(INJECTED in r.error for r in records if not r.ok)
-        assert [(r.unit, message) for r in records
-                for level, message in r.logs if level in LOUD] == list(warnings)
+        expected = list(warnings)
+        for record in records:
+            for level, message in record.logs:
+                if level not in LOUD:
+                    continue
+                match = next((w for w in expected if level == 'WARNING' and w[0] == record.unit
+                              and w[1] in message and w[2] in message), None)
+                assert match, f'{record.unit} {record.hook} logged {level}: {message}'
+                expected.remove(match)
+        assert expected == [], f'warnings that were not logged: {expected}'
+
+    def check_relation_data(self, published, ca=None, poked=()):
+        """Assert that the committed relation data is wire format 2.
+
+        Unit bags hold only a ``csr`` of the layer's, and the (unit, key)
+        pairs in ``poked``, which a scenario put there itself; leader
+        settings hold nothing of the layer's. The application bag holds ``ca`` (the CA's PEM, or
+        no such key when None) and answers only for live units that have a
+        CSR, each with the digest of that CSR; for each unit in ``published``
+        (``{unit: certificate}``) the answer is that certificate.
+        """
+        m = self.model
+        for unit in m.units:
+            keys = set(m.bag(unit)) - JUJU_KEYS - {key for who, key in poked if who == unit}
+            assert keys <= {CSR_KEY}, f'{unit}: {sorted(m.bag(unit))}'
+        assert set(m.leader_settings) <= CHARM_LEADER_KEYS, sorted(m.leader_settings)
+        bag = m.app_bag()
+        if ca is None:
+            assert CA_KEY not in bag
+        else:
+            assert x509.load_pem_x509_certificate(bag[CA_KEY].encode()) == \
+                x509.load_pem_x509_certificate(ca.encode())
+        answered = {unit for unit in m.units if CERT_KEY.format(unit) in bag}
+        assert set(published) <= answered, f'no answer for {sorted(set(published) - answered)}'
+        answer_keys = {template.format(unit) for unit in answered
+                       for template in (CERT_KEY, DIGEST_KEY)}
+        assert set(bag) - {CA_KEY} == answer_keys, \
+            f'keys for no live unit, or half answers: {sorted((set(bag) - {CA_KEY}) ^ answer_keys)}'
+        for unit in answered:
+            csr = m.bag(unit).get(CSR_KEY)
+            assert csr and bag[DIGEST_KEY.format(unit)] == pki.csr_digest(csr), unit
+        for unit, cert in published.items():
+            assert x509.load_pem_x509_certificate(
+                bag[CERT_KEY.format(unit)].encode()) == cert, unit
 
     def keys(self):
         """{unit: DER of the public key in its key.pem}."""
@@ -66,6 +119,13 @@ class Deployment:
         return {unit: x509.load_pem_x509_certificate(
             (pki.unit_dir(self.tls_dir, unit) / 'cert.pem').read_bytes())
             for unit in self.model.units}
+
+
+def writes(records):
+    """(unit, hook) of each of ``records`` that wrote relation data (a unit
+    bag or the application bag) or leader settings."""
+    return [(r.unit, r.hook) for r in records
+            if r.relation_written or r.app_written or r.leader_written]
 
 
 def play_up_to(deployment, scenarios, current):

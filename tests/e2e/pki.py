@@ -7,6 +7,7 @@ complete a mutual-TLS handshake with them. The fixture helpers make CAs,
 keys, CSRs and certificates in memory for unit tests of the layer.
 """
 import datetime
+import hashlib
 import ipaddress
 import os
 import socket
@@ -155,6 +156,12 @@ def public_der(public_key):
     """Canonical bytes of a public key, for comparing keys."""
     return public_key.public_bytes(serialization.Encoding.DER,
                                    serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def csr_digest(csr_pem):
+    """Hex SHA-256 of a CSR's DER, as the leader publishes it in ``<unit>_csr_sha256``."""
+    csr = x509.load_pem_x509_csr(csr_pem.encode())
+    return hashlib.sha256(csr.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
 def verify_signature(ca_cert, cert):

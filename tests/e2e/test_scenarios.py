@@ -5,8 +5,10 @@ fake hook tools on PATH), so what runs is the built charm's
 ``hooks/relations/tls/peers.py`` exactly as a unit would run it. Every
 scenario ends the same way (:meth:`Deployment.check`): every live unit holds a
 key and a certificate for it that chains to the CA the leader published and
-names the unit, ``signed certificate available`` is raised, two units complete
-a mutual-TLS handshake, no hook failed but the injected failures and nothing
+names the unit, ``signed certificate available`` is raised, the application
+bag holds the CA and every unit's certificate with the digest of its CSR
+(wire format 2: a unit's own bag holds only its CSR), two units complete a
+mutual-TLS handshake, no hook failed but the injected failures and nothing
 was logged at WARNING or above but what the scenario expects.
 
 A subprocess hook costs about 0.3 s, so the scenarios on ``tls`` share one
@@ -15,16 +17,13 @@ re-key, a new CA ...). Each test still states only its own change; run alone
 (``-k``), a test first plays the scenarios listed before it in ``SHARED``
 (see ``e2e/deployment.py``).
 """
-import hashlib
-
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from e2e import pki
 from e2e.build import build_charm
 from e2e.deployment import Deployment as BaseDeployment
-from e2e.deployment import play_up_to
+from e2e.deployment import play_up_to, writes
 
 CERT_AVAILABLE = 'signed certificate available'
 LAYER_STATES = ('create certificate signing request', 'sign certificate signing request',
@@ -34,18 +33,16 @@ LAYER_STATES = ('create certificate signing request', 'sign certificate signing 
 class Deployment(BaseDeployment):
     """A model of the example charm, and the checks every scenario ends with."""
 
-    def check(self, failed=(), warnings=()):
+    def check(self, failed=(), warnings=(), poked=()):
         """Assert the end state every scenario must reach; return {unit: certificate}.
 
-        ``failed`` and ``warnings`` are as for :meth:`check_hooks`.
+        ``failed`` and ``warnings`` are as for :meth:`check_hooks`, ``poked``
+        as for :meth:`check_relation_data`.
         """
         m = self.model
         self.check_hooks(failed, warnings)
-        settings = m.leader_settings
-        # The term in leader settings names the leader, and its bag is its own.
-        assert settings['tls-leader'].split()[1] == m.leader
-        assert m.bag(m.leader)['tls-leader'] == settings['tls-leader']
-        ca = x509.load_pem_x509_certificate(settings['ca-cert'].encode())
+        ca_pem = m.leader_settings['ca-cert']
+        ca = x509.load_pem_x509_certificate(ca_pem.encode())
         certs = {}
         for unit in m.units:
             certs[unit] = pki.check_unit(self.tls_dir, unit, ca_pem=ca)
@@ -54,11 +51,9 @@ class Deployment(BaseDeployment):
             assert x509.load_pem_x509_certificate(
                 kv['tls.server.certificate'].encode()) == certs[unit], unit
             assert [s for s in LAYER_STATES if s in m.flags(unit)] == [CERT_AVAILABLE], unit
+        # Every unit, the leader too, is answered in the application bag.
+        self.check_relation_data(certs, ca=ca_pem, poked=poked)
         followers = [u for u in m.units if u != m.leader]
-        published = {k[:-len('_signed_certificate')] for k in m.bag(m.leader)
-                     if k.endswith('_signed_certificate')}
-        assert set(followers) <= published <= set(m.units), \
-            f'the leader publishes certificates for {sorted(published)}, not its followers'
         client = (followers or [m.leader])[-1]
         result = pki.mtls_handshake(self.tls_dir, m.leader, client)
         assert (result['server'], result['client']) == (m.leader, client)
@@ -128,16 +123,20 @@ def test_remove_a_follower(app):
 
 
 def test_leader_leaves_while_a_csr_is_pending(app):
+    """The next leader signs the CSR the old one left pending, and keeps
+    every answer the old one published: the application bag outlives it."""
     m = app.model
     old = m.leader
+    certs = app.certificates()
     new = m.add_unit()
     while 'csr' not in m.bag(new):  # only the new unit's hooks: install, relation-created
         m.run(new)
-    assert f'{new}_signed_certificate' not in m.bag(old)
+    assert f'{new}_signed_certificate' not in m.app_bag()
     m.remove_unit(old)
     m.settle()
     assert m.leader not in (old, None) and new in m.units and old not in m.units
-    app.check()
+    after = app.check()
+    assert [u for u in certs if u != old and after[u] != certs[u]] == [], 're-issued on failover'
 
 
 def test_rekey_from_config_changed(app):
@@ -165,14 +164,17 @@ def test_ca_rotation(app):
 
 def test_leader_move_keeps_every_certificate(app):
     """The new leader inherits every answer, so no unit gets a new
-    certificate (and restarts its service) only because leadership moved."""
+    certificate (and restarts its service) only because leadership moved,
+    and the move writes nothing: it costs the leadership hooks alone."""
     m = app.model
     old = m.leader
-    certs = app.certificates()
+    certs, bag = app.certificates(), m.app_bag()
     m.move_leader(next(u for u in m.units if u != old))
     m.settle()
     after = app.check()
     assert [u for u in m.units if after[u] != certs[u]] == [], 're-issued on a leader move'
+    assert writes(app.records()) == [] and m.app_bag() == bag
+    assert [(r.unit, r.hook) for r in app.records()] == [(m.leader, 'leader-elected')]
 
 
 def test_failed_signing_hook_is_retried(app):
@@ -187,27 +189,32 @@ def test_failed_signing_hook_is_retried(app):
     m.queue(follower, 'update-status')
     m.settle()
     after = app.check(failed=[(m.leader, 'tls-relation-changed')])
-    assert [r.attempt for r in app.records() if r.unit == m.leader] == [1, 2]
+    assert [r.attempt for r in app.records()
+            if r.unit == m.leader and r.remote == follower] == [1, 2]
     assert after[follower] != certs[follower]
     assert all(after[unit] == certs[unit] for unit in m.units if unit != follower)
 
 
 def test_forged_certificate_from_a_follower_is_ignored(app):
+    """A follower offers another unit an answer in its own bag: the victim
+    warns about it and keeps its certificate, however valid the forgery."""
     m = app.model
     victim, forger = [u for u in m.units if u != m.leader][:2]
     before = app.certificates()
-    csr = x509.load_pem_x509_csr(m.bag(victim)['csr'].encode())
+    csr = m.bag(victim)['csr']
     forged = pki.sign(pki.make_ca('forger CA'), csr)  # the victim's key, another CA
-    digest = hashlib.sha256(csr.public_bytes(serialization.Encoding.DER)).hexdigest()
     cert_key, digest_key = f'{victim}_signed_certificate', f'{victim}_csr_sha256'
-    m.poke(forger, {cert_key: forged, digest_key: digest})
+    m.poke(forger, {cert_key: forged, digest_key: pki.csr_digest(csr)})
     m.settle()
-    reason = f'only the leader ({m.leader}) publishes certificates'
-    after = app.check(warnings=[
-        (victim, f'interface-tls: ignored {key!r} from {forger}: {reason}')
-        for key in (cert_key, digest_key)])
+    after = app.check(warnings=[(victim, cert_key, forger), (victim, digest_key, forger)],
+                      poked=[(forger, cert_key), (forger, digest_key)])
     assert after == before
     assert m.bag(forger)[cert_key] == forged, 'the forgery stayed on offer all along'
+    # Taking it back leaves nothing to warn about in later scenarios.
+    app.begin()
+    m.poke(forger, {cert_key: None, digest_key: None})
+    m.settle()
+    assert app.check() == before
 
 
 def test_failed_rekey_hook_is_retried(app):
