@@ -1,32 +1,62 @@
 """What convergence costs: hooks and hook tool calls for N units to get certificates.
 
-Run by ``tox -e bench``. Part 1 deploys N units of the example charm from
-nothing and settles, with the subprocess executor (a process per hook, so the
-wall time is real) and with the in-process executor (fast, so N goes higher;
-the counts must be the same as with processes, and are checked to be). Part 2
-measures a re-key, a CA rotation and a leader move on 3 units.
+Run by ``tox -e bench``. It measures wire format 2 (README, "Wire format")
+under both answers to a question Juju has not settled, whether the leader
+gets ``-relation-changed`` for its own application-bag writes (jujusim's
+``self_notify``): "leader not told", the default, and "self-notified".
 
-Per run: hooks (total and by kind), hook tool calls by tool, the most calls
-made by ONE follower hook (a follower's work must not grow with N), the
-certificates the leader had the charm sign (new certificates it published for
-other units, plus the ones it delivered to itself; a new leader re-publishing
-what it inherited signs nothing), relation writes that only repeated what the
-bag held (must be 0), and the floor Juju's fan-out puts under the hook count:
+Part 1 deploys N units of the example charm from nothing and settles. Part 2
+takes 3 settled units through a re-key of every unit, a CA rotation and a
+leader move between live units. Counts come from the in-process executor;
+the subprocess executor (a process per hook) runs the smaller cases to give
+real wall times, and its counts are checked to be the same.
 
-* joining: every unit runs -joined and -changed for every other unit, N(N-1)
-  of each. Each CSR and leader write reaches the N-1 peers that joined the
-  writer, but Juju coalesces it into a -changed still queued there, so a
-  deployment could in the best order need no -changed beyond the joins'.
-* a re-key: N new CSRs (the leader's with its answers), each reaching N-1 peers.
-* a CA rotation or a leader move: one leader write reaching N-1 peers, and
-  leader-settings-changed on the N-1 others (the example keeps its CA in
-  leader settings; the layer names the leader there).
+Per run:
 
-Writes docs/cost.md and docs/cost.png (or ``--out``; ``--quick`` writes
-nothing unless ``--out`` is given).
+* hooks, total and by kind, with ``-changed`` split into the hooks about a
+  unit's bag and app-changed, the hooks about the application bag (in which
+  ``$JUJU_REMOTE_UNIT`` is empty);
+* the floor Juju's fan-out puts under that count with this wire format:
+
+  - deploying: every unit runs -joined and -changed for every other unit,
+    N(N-1) of each, and a unit's CSR reaches the N-1 peers that joined it,
+    where it can coalesce with a -changed still queued; the leader's answers
+    reach the N-1 other units as app-changed (and the leader itself when
+    self-notified) at least once; each unit but the first runs
+    leader-settings-changed as it is added. So 2N² + 4N - 1 hooks, one more
+    self-notified;
+  - a re-key: N config-changed, N new CSRs reaching N-1 peers each, and the
+    answers reaching N-1 units (N self-notified) as app-changed;
+  - a CA rotation: N config-changed, N-1 leader-settings-changed (the
+    example keeps its CA in leader settings), one app-bag write;
+  - a leader move: leader-elected. jujusim also queues leader-deposed on the
+    old leader, which the built charm has no hook for (so it is skipped), and
+    leader-settings-changed only when leader settings change;
+
+* the hooks the same run cost with wire format 1 (``docs/cost.md`` of commit
+  39bf793, which had no application bag, so no self-notification either);
+* hook tool calls by tool and by whose they are: the layer's (``peers.py`` is
+  on the stack when the call is made), the consumer's (the example's
+  handlers) and the framework's (charms.reactive and charmhelpers around
+  them). charmhelpers caches reads for the hook, so a read counts for whoever
+  made it first: what is counted is what each adds;
+* the most calls in one follower hook and in one leader hook, and of the
+  layer's own calls in one hook: reads (every tool but relation-set,
+  leader-set and juju-log) and writes (relation-set, with charmhelpers'
+  one-time ``relation-set --help`` probe before the first). Log lines are
+  left out: the layer's include charms.reactive's tracer lines for the
+  flags it sets;
+* certificates issued (distinct new certificates in the application bag)
+  against those needed, and writes that only repeated what a bag held.
+
+It checks its claims and exits 1 naming the first that fails (:data:`CLAIMS`
+says them in words). It writes docs/cost.md and docs/cost.png (or ``--out``;
+``--quick`` writes nothing unless ``--out`` is given).
 """
 import argparse
 import collections
+import contextlib
+import os
 import sys
 import tempfile
 import time
@@ -35,125 +65,311 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'tests'))
 
+import jujusim.tools  # noqa: E402
 from e2e.build import build_charm  # noqa: E402
 from jujusim import Model  # noqa: E402
 
-SUBPROCESS_N = (2, 5, 10, 20)
+SELF_NOTIFY = (False, True)
+NOTIFY_NAMES = {False: 'leader not told', True: 'self-notified'}
 INPROCESS_N = (2, 5, 10, 20, 50)
+SUBPROCESS_N = (2, 5)  # processes are slow: N=10 alone takes about 100 s
 QUICK_N = (2, 3, 5)
+OPERATIONS_N = 3
 RELATION = 'tls'
 CERT_SUFFIX = '_signed_certificate'
+LAYER_FILE = os.path.join('hooks', 'relations', 'tls', 'peers.py')
 KINDS = ('install', 'relation-created', 'leader-elected', 'leader-settings-changed',
-         'config-changed', 'start', 'relation-joined', 'relation-changed', 'relation-departed')
+         'config-changed', 'start', 'relation-joined', 'relation-changed', 'app-changed',
+         'relation-departed')
+WRITES = ('relation-set', 'leader-set')
+WRITE_KINDS = ('write', 'app-write', 'probe')
+#: Hooks with wire format 1, from docs/cost.md of commit 39bf793.
+WIRE_FORMAT_1 = {('deploy', 2): 14, ('deploy', 5): 69, ('deploy', 10): 239,
+                 ('deploy', 20): 879, ('deploy', 50): 5199,
+                 ('re-key', 3): 9, ('CA rotation', 3): 7, ('leader move', 3): 7}
+#: The layer's reads in one follower hook, at most, whatever N.
+FOLLOWER_READS = 4
+#: The layer's reads in one leader hook are at most this plus N.
+LEADER_READS = 4
+CLAIMS = (
+    'every hook succeeds and nothing is logged at WARNING or above',
+    'the leader issues each needed certificate once, and no write repeats what a bag holds',
+    'no run costs fewer hooks than its floor (else the floor is wrong)',
+    'with the leader not told, every run costs exactly its floor',
+    'with the leader not told, no run costs more hooks than with wire format 1, unless '
+    "wire format 2's floor is higher",
+    'a leader move writes nothing and runs only leadership hooks',
+    "self-notification adds only the leader's own app-changed hooks: every other kind of "
+    'hook counts the same',
+    f'the layer makes at most {FOLLOWER_READS} reads in a follower hook and writes there only '
+    'when the hook changes its CSR (one relation-set, charmhelpers probing relation-set '
+    "first), and a follower hook's calls, everyone's, do not grow with N",
+    f'the layer makes at most {LEADER_READS} + N reads in a leader hook and writes there at '
+    'most one relation-set of the application bag, and of its own bag only when the hook '
+    'changes its CSR (after the probe)',
+    'both executors run the same hooks with the same calls and writes',
+)
 
 
-def deploy_floor(n):
-    """Hooks Juju runs for any charm when n peers deploy (see the module docstring)."""
+class ClaimFailed(Exception):
+    """A claim of :data:`CLAIMS` does not hold."""
+
+
+def deploy_floor(n, notified):
+    """Hooks Juju runs for n peers deploying (see the module docstring)."""
     return {'install': n, 'relation-created': n, 'leader-elected': 1,
             'leader-settings-changed': n - 1, 'config-changed': n, 'start': n,
-            'relation-joined': n * (n - 1), 'relation-changed': n * (n - 1)}
+            'relation-joined': n * (n - 1), 'relation-changed': n * (n - 1),
+            'app-changed': n - 1 + notified}
 
 
 OPERATIONS = {  # name: (what it does to a settled model, its floor, certificates it needs)
     're-key': (lambda m: m.set_config(**{'key-generation': 1}),
-               lambda n: {'config-changed': n, 'relation-changed': n * (n - 1)}, lambda n: n),
+               lambda n, notified: {'config-changed': n, 'relation-changed': n * (n - 1),
+                                    'app-changed': n - 1 + notified},
+               lambda n: n),
     'CA rotation': (lambda m: m.set_config(**{'ca-generation': 1}),
-                    lambda n: {'config-changed': n, 'leader-settings-changed': n - 1,
-                               'relation-changed': n - 1}, lambda n: n),
+                    lambda n, notified: {'config-changed': n, 'leader-settings-changed': n - 1,
+                                         'app-changed': n - 1 + notified},
+                    lambda n: n),
     'leader move': (lambda m: m.move_leader(m.units[1]),
-                    lambda n: {'leader-elected': 1, 'leader-settings-changed': n - 1,
-                               'relation-changed': n - 1}, lambda n: 0),
+                    lambda n, notified: {'leader-elected': 1},
+                    lambda n: 0),
 }
+
+
+@contextlib.contextmanager
+def attributed_calls(root):
+    """Yield a list that gets, for every hook tool call of an in-process hook
+    of a charm under ``root``, whose call it is (layer, consumer, framework).
+
+    The in-process executor answers every call through
+    ``jujusim.tools.HookTools.call`` on the hook's own stack, so the stack
+    says who made it; a hook process cannot tell.
+    """
+    origins = []
+    call = jujusim.tools.HookTools.call
+
+    def attributing(tools, argv):
+        origins.append(_origin(sys._getframe(1), str(root)))
+        return call(tools, argv)
+
+    jujusim.tools.HookTools.call = attributing
+    try:
+        yield origins
+    finally:
+        jujusim.tools.HookTools.call = call
+
+
+def _origin(frame, root):
+    """'layer' if peers.py is on the stack, else 'consumer' if a module of the
+    charm's reactive/ is, else 'framework'."""
+    origin = 'framework'
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if name.endswith(LAYER_FILE):
+            return 'layer'
+        if name.startswith(root) and f'{os.sep}reactive{os.sep}' in name:
+            origin = 'consumer'
+        frame = frame.f_back
+    return origin
+
+
+def _call_kind(argv):
+    """read, write (a unit bag or leader settings), app-write, probe or log."""
+    if argv[:2] == ['relation-set', '--help']:
+        return 'probe'
+    if argv[0] in WRITES:
+        return 'app-write' if '--app' in argv else 'write'
+    return 'log' if argv[0] == 'juju-log' else 'read'
 
 
 class Run:
     """The metrics of one settle; see the module docstring."""
 
-    def __init__(self, label, n, floor, needed_certs, model, before, records, seconds):
-        leader = model.leader  # the same during the whole settle in every run here
-        self.label, self.n, self.floor, self.needed_certs = label, n, floor, needed_certs
-        self.seconds = seconds
+    def __init__(self, label, n, notified, floor, needed_certs, model, before, records,
+                 origins, seconds):
+        self.label, self.n, self.notified = label, n, notified
+        self.floor, self.needed_certs, self.seconds = floor, needed_certs, seconds
+        self.records, self.leader = records, model.leader  # the same all along in every run
         self.hooks = len(records)
-        self.kinds = collections.Counter(_kind(r.hook) for r in records)
+        self.kinds = collections.Counter(_kind(r) for r in records)
+        self.own_app_changed = sum(r.app_change and r.unit == self.leader for r in records)
         self.tools = collections.Counter()
         for r in records:
             self.tools.update(r.calls)
-        self.follower_max = max((sum(r.calls.values()) for r in records if r.unit != leader),
-                                default=0)
-        bags, known = before
-        published = {value for r in records if r.unit == leader  # for the other units
-                     for key, value in r.relation_written.items()
-                     if key.endswith(CERT_SUFFIX) and value and key != leader + CERT_SUFFIX}
-        published -= known
-        delivered_to_itself = f'interface-tls: certificate for {leader} delivered'
-        self.certs = len(published) + sum(message == delivered_to_itself for r in records
-                                          if r.unit == leader for _, message in r.logs)
+        self.most_calls = {role: max((sum(r.calls.values()) for r in records
+                                      if (r.unit == self.leader) == (role == 'leader')), default=0)
+                           for role in ('follower', 'leader')}
+        self.origins = self.layer = None
+        if origins is not None:
+            self._attribute(origins)
+        bags, app_bag = before
+        published = {value for r in records for key, value in r.app_written.items()
+                     if key.endswith(CERT_SUFFIX) and value}
+        self.certs = len(published - set(app_bag.values()))
         self.redundant = 0
         for r in records:  # replay the commits, comparing each write with the bag it changed
-            bag = bags[r.unit]
-            self.redundant += sum(bag.get(key) == value for key, value in r.relation_written.items())
-            for key, value in r.relation_written.items():
-                if value is None:
-                    bag.pop(key, None)
-                else:
-                    bag[key] = value
-        self.signature = [(r.unit, r.hook, r.remote, sorted(r.calls.items()),
-                           sorted(r.relation_written)) for r in records]
+            for bag, written in ((bags[r.unit], r.relation_written), (app_bag, r.app_written)):
+                self.redundant += sum(bag.get(key) == value for key, value in written.items())
+                for key, value in written.items():
+                    if value is None:
+                        bag.pop(key, None)
+                    else:
+                        bag[key] = value
+        self.signature = [(r.unit, r.hook, r.remote, r.app_change, sorted(r.calls.items()),
+                           sorted(r.relation_written), sorted(r.app_written)) for r in records]
+
+    def _attribute(self, origins):
+        """Split ``origins`` (one per call, in order) among the records."""
+        if len(origins) != sum(len(r.argv) for r in self.records):
+            raise RuntimeError(f'{self.label} N={self.n}: calls and records do not line up')
+        self.origins = collections.Counter(origins)
+        #: per record, the layer's calls by kind (read, write, probe, log)
+        self.layer = []
+        start = 0
+        for r in self.records:
+            mine = origins[start:start + len(r.argv)]
+            start += len(r.argv)
+            self.layer.append(collections.Counter(
+                _call_kind(argv) for argv, origin in zip(r.argv, mine) if origin == 'layer'))
+
+    def layer_most(self, role, kinds):
+        """The most layer calls of ``kinds`` in one hook of ``role``."""
+        return max((sum(c[k] for k in kinds) for r, c in zip(self.records, self.layer)
+                    if (r.unit == self.leader) == (role == 'leader')), default=0)
 
     @property
-    def changed(self):
-        return self.kinds['relation-changed']
+    def name(self):
+        return f'{self.label} N={self.n} ({NOTIFY_NAMES[self.notified]})'
 
 
-def _kind(hook):
-    return hook[len(RELATION) + 1:] if hook.startswith(RELATION + '-relation-') else hook
+def _kind(record):
+    if record.app_change:
+        return 'app-changed'
+    prefix = RELATION + '-'
+    return record.hook[len(prefix):] if record.hook.startswith(prefix + 'relation-') else record.hook
 
 
-def settle(label, n, floor, needed_certs, model):
-    """Settle ``model`` and measure it. Taken before: the bags, to replay the
-    writes, and every certificate a unit holds, which a new leader re-publishes
-    (inherits) rather than issues."""
-    bags = {unit: model.bag(unit) for unit in model.units}
-    known = {value for unit in model.units
-             for value in [model.kv(unit).get('tls.server.certificate')] + [
-                 v for k, v in bags[unit].items() if k.endswith(CERT_SUFFIX)]}
+def settle(label, n, notified, floor, needed_certs, model, origins):
+    """Settle ``model`` and measure it, from the bags as they were before."""
+    before = ({unit: model.bag(unit) for unit in model.units}, model.app_bag())
+    if origins is not None:
+        del origins[:]
     started = time.perf_counter()
     records = model.settle(max_hooks=100000)
-    return Run(label, n, floor, needed_certs, model, (bags, known), records,
-               time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return Run(label, n, notified, floor, needed_certs, model, before, records,
+               None if origins is None else list(origins), seconds)
 
 
-def deploy(charm, executor, n, workdir):
-    with Model(str(charm), RELATION, executor=executor, workdir=workdir) as model:
-        model.set_config(**{'tls-dir': str(Path(model.workdir) / 'tls')})
+def new_model(charm, executor, workdir, notified):
+    model = Model(str(charm), RELATION, executor=executor, workdir=workdir, self_notify=notified)
+    model.set_config(**{'tls-dir': str(Path(model.workdir) / 'tls')})
+    return model
+
+
+def deploy(charm, executor, n, notified, workdir, origins=None):
+    with new_model(charm, executor, workdir, notified) as model:
         for _ in range(n):
             model.add_unit()
-        return settle('deploy', n, deploy_floor(n), n, model)
+        return settle('deploy', n, notified, deploy_floor(n, notified), n, model, origins)
 
 
-def operations(charm, executor, workdir, n=3):
+def operations(charm, executor, notified, workdir, origins=None):
     runs = []
-    with Model(str(charm), RELATION, executor=executor, workdir=workdir) as model:
-        model.set_config(**{'tls-dir': str(Path(model.workdir) / 'tls')})
+    n = OPERATIONS_N
+    with new_model(charm, executor, workdir, notified) as model:
         for _ in range(n):
             model.add_unit()
         model.settle()
         for label, (change, floor, needed) in OPERATIONS.items():
             change(model)
-            runs.append(settle(label, n, floor(n), needed(n), model))
+            runs.append(settle(label, n, notified, floor(n, notified), needed(n), model, origins))
     return runs
 
 
+# --- claims -----------------------------------------------------------------
+
+def check_claims(runs):
+    """Raise ClaimFailed for the first claim of CLAIMS a run breaks."""
+    told = {(r.label, r.n): r for r in runs if not r.notified}
+    for r in runs:
+        _claim(0, r, [f'{x.unit} {x.hook}: {message}' for x in r.records
+                      for level, message in x.logs if level in ('WARNING', 'ERROR', 'CRITICAL')]
+               + [f'{x.unit} {x.hook} failed' for x in r.records if not x.ok])
+        _claim(1, r, [] if (r.certs, r.redundant) == (r.needed_certs, 0) else
+               [f'{r.certs} certificates issued, {r.needed_certs} needed; '
+                f'{r.redundant} redundant writes'])
+        _claim(2, r, [f'{kind}: {r.kinds[kind]} < {least}' for kind, least in r.floor.items()
+                      if r.kinds[kind] < least])
+        floor = sum(r.floor.values())
+        if not r.notified:
+            _claim(3, r, [] if r.hooks == floor else [f'{r.hooks} hooks, floor {floor}'])
+            old = WIRE_FORMAT_1.get((r.label, r.n))
+            if old is not None and r.hooks > max(old, floor):
+                _claim(4, r, [f'{r.hooks} hooks > {old}'])
+        if r.label == 'leader move':
+            _claim(5, r, [f'{x.unit} {x.hook} wrote' for x in r.records
+                          if x.relation_written or x.app_written or x.leader_written]
+                   + [f'{kind} ran' for kind in r.kinds
+                      if kind not in ('leader-elected', 'leader-settings-changed')]
+                   + ([] if r.kinds['leader-settings-changed'] <= r.n - 1 else
+                      ['leader-settings-changed more than N-1 times']))
+        twin = told.get((r.label, r.n))
+        if r.notified and twin is not None:
+            others = r.kinds - collections.Counter({'app-changed': r.own_app_changed})
+            _claim(6, r, [] if (others, twin.own_app_changed) == (twin.kinds, 0) else
+                   [f'{dict(others)} besides the leader\'s app-changed, {dict(twin.kinds)} '
+                    'when it is not told'])
+        if r.layer is not None:
+            _claim(7, r, _layer_in_followers(r))
+            _claim(8, r, _layer_in_leader(r))
+    for notified in SELF_NOTIFY:
+        deploys = [r for r in runs if r.label == 'deploy' and r.notified == notified]
+        if deploys and deploys[-1].most_calls['follower'] > deploys[0].most_calls['follower']:
+            _claim(7, deploys[-1], [f"{deploys[-1].most_calls['follower']} calls in a follower "
+                                    f"hook, {deploys[0].most_calls['follower']} at N={deploys[0].n}"])
+
+
+def _layer_in_followers(run):
+    broken = []
+    for x, mine in zip(run.records, run.layer):
+        rekeys = 'csr' in x.relation_written
+        if x.unit != run.leader and (mine['read'] > FOLLOWER_READS or mine['write'] > rekeys
+                                     or mine['app-write'] or mine['probe'] > mine['write']):
+            broken.append(f'{x.unit} {x.hook}: {dict(mine)}, CSR written: {rekeys}')
+    return broken
+
+
+def _layer_in_leader(run):
+    broken = []
+    for x, mine in zip(run.records, run.layer):
+        rekeys = 'csr' in x.relation_written
+        if x.unit == run.leader and (mine['read'] > LEADER_READS + run.n or mine['write'] > rekeys
+                                     or mine['app-write'] > 1
+                                     or mine['probe'] > mine['write'] + mine['app-write']):
+            broken.append(f'{x.hook}: {dict(mine)}, CSR written: {rekeys}')
+    return broken
+
+
+def _claim(index, run, broken):
+    if broken:
+        raise ClaimFailed(f'{run.name}: {CLAIMS[index]}: ' + '; '.join(broken[:5]))
+
+
 def check_same(subprocess_runs, inprocess_runs):
-    """Assert both executors ran the same hooks with the same tool calls; say so."""
-    for sub, inp in zip(subprocess_runs, inprocess_runs):
+    """Raise ClaimFailed unless both executors ran the same hooks; say so."""
+    twins = {(r.label, r.n, r.notified): r for r in inprocess_runs}
+    for sub in subprocess_runs:
+        inp = twins[sub.label, sub.n, sub.notified]
         if sub.signature != inp.signature:
-            first = next(i for i, (a, b) in enumerate(zip(sub.signature, inp.signature)) if a != b)
-            sys.exit(f'{sub.label} N={sub.n}: the executors differ at hook {first + 1}: '
-                     f'{sub.signature[first]} vs {inp.signature[first]}')
-    print('Counts are identical with both executors (same hooks in the same order, same hook '
-          'tool calls, same keys written) for: '
-          + ', '.join(f'{r.label} N={r.n}' for r in subprocess_runs) + '.\n')
+            first = next((i for i, pair in enumerate(zip(sub.signature, inp.signature))
+                          if pair[0] != pair[1]), min(len(sub.signature), len(inp.signature)))
+            _claim(len(CLAIMS) - 1, sub, [f'hook {first + 1} differs'])
+    return ('Counts are identical with both executors (same hooks in the same order, same '
+            'hook tool calls, same keys written) for: '
+            + ', '.join(r.name for r in subprocess_runs) + '.')
 
 
 # --- reporting ------------------------------------------------------------
@@ -164,79 +380,168 @@ def table(header, rows):
     return '\n'.join(lines)
 
 
-def main_table(runs, wall):
-    """One row per run: hooks, fan-out floor, tool calls, certificates, waste, time."""
+def hooks_table(runs, wall):
+    """One row per run: hooks against the floor and wire format 1, certificates, waste, time."""
     rows = []
     for r in runs:
         floor = sum(r.floor.values())
-        seconds = wall.get((r.label, r.n))
+        old = WIRE_FORMAT_1.get((r.label, r.n))
+        seconds = wall.get((r.label, r.n, r.notified))
         rows.append([
-            r.label, r.n, r.hooks, floor, f'{r.hooks / floor:.2f}',
-            r.changed, r.floor['relation-changed'],
-            f'{r.changed / r.floor["relation-changed"]:.2f}',
-            sum(r.tools.values()), r.follower_max, f'{r.certs} / {r.needed_certs}', r.redundant,
+            r.label, NOTIFY_NAMES[r.notified], r.n, r.hooks, floor, f'{r.hooks / floor:.2f}',
+            '-' if old is None else old,
+            r.kinds['relation-changed'], r.floor.get('relation-changed', 0),
+            r.kinds['app-changed'], r.floor.get('app-changed', 0),
+            f'{r.certs} / {r.needed_certs}', r.redundant,
             f'{seconds:.1f}' if seconds is not None else '-', f'{r.seconds:.2f}'])
-    return table(['run', 'N', 'hooks', 'floor', 'ratio', '-changed', 'floor', 'ratio',
-                  'tool calls', 'max calls, 1 follower hook', 'certs issued / needed',
-                  'redundant writes', 'wall s, processes', 'wall s, in-process'], rows)
+    return table(['run', 'leader', 'N', 'hooks', 'floor', 'ratio', 'wire format 1',
+                  '-changed, unit bags', 'floor', 'app-changed', 'floor',
+                  'certs issued / needed', 'redundant writes', 'wall s, processes',
+                  'wall s, in-process'], rows)
+
+
+def calls_table(runs):
+    """One row per run: tool calls by whose, and the most in one hook."""
+    rows = []
+    for r in runs:
+        rows.append([
+            r.label, NOTIFY_NAMES[r.notified], r.n, sum(r.tools.values()),
+            r.origins['layer'], r.origins['consumer'], r.origins['framework'],
+            r.most_calls['follower'], r.most_calls['leader'],
+            f"{r.layer_most('follower', ('read',))} ≤ {FOLLOWER_READS}",
+            r.layer_most('follower', WRITE_KINDS),
+            f"{r.layer_most('leader', ('read',))} ≤ {LEADER_READS + r.n}",
+            r.layer_most('leader', WRITE_KINDS),
+            r.layer_most('leader', ('read',) + WRITE_KINDS)])
+    return table(['run', 'leader', 'N', 'tool calls', "layer's", "consumer's", "framework's",
+                  'most calls in one follower hook', 'most calls in one leader hook',
+                  'layer, one follower hook: reads', 'writes',
+                  'layer, one leader hook: reads', 'writes', 'reads + writes'], rows)
 
 
 def kinds_table(runs):
     kinds = [k for k in KINDS if any(r.kinds[k] for r in runs)]
     kinds += sorted({k for r in runs for k in r.kinds} - set(kinds))
-    return table(['run', 'N'] + kinds, [
-        [r.label, r.n] + [f'{r.kinds[k]} ({r.floor[k]})' if k in r.floor else r.kinds[k]
-                          for k in kinds] for r in runs])
+    return table(['run', 'leader', 'N'] + kinds, [
+        [r.label, NOTIFY_NAMES[r.notified], r.n]
+        + [f'{r.kinds[k]} ({r.floor[k]})' if k in r.floor else r.kinds[k] for k in kinds]
+        for r in runs])
 
 
 def tools_table(runs):
     tools = sorted({tool for r in runs for tool in r.tools}, key=lambda t: -runs[-1].tools[t])
-    return table(['run', 'N', 'total'] + tools, [
-        [r.label, r.n, sum(r.tools.values())] + [r.tools[t] for t in tools] for r in runs])
+    return table(['run', 'leader', 'N', 'total'] + tools, [
+        [r.label, NOTIFY_NAMES[r.notified], r.n, sum(r.tools.values())]
+        + [r.tools[t] for t in tools] for r in runs])
 
 
-def growth(runs):
-    """One sentence on how the deploy cost grows with N."""
-    big = runs[-1]
-    a = big.hooks / big.n ** 2
-    calls = big.tools and sum(big.tools.values()) / big.n ** 2
-    return (f'Deploying N units costs hooks ≈ {a:.2f}·N² (floor 2·N² + 3·N) and hook tool '
-            f'calls ≈ {calls:.1f}·N² (at N={big.n}), while one follower hook never makes more '
-            f'than k = {max(r.follower_max for r in runs)} calls, whatever N; no write repeats '
-            'what a bag holds.')
+def growth(runs, operations):
+    """Sentences on the deploy cost against N, and against wire format 1."""
+    old = {n: hooks for (label, n), hooks in WIRE_FORMAT_1.items() if label == 'deploy'}
+    off = [f'{hooks} at N={n}' for n, hooks in old.items() if hooks != 2 * n * n + 4 * n - 1]
+    sentences = ['Wire format 1 cost 2N² + 4N − 1 hooks to deploy'
+                 + (f' except {", ".join(off)}.' if off else '.')]
+    for notified in SELF_NOTIFY:
+        mine = [r for r in runs if r.notified == notified]
+        formula = '2N² + 4N' + ('' if notified else ' − 1')
+        above = ', '.join(f'{r.hooks - sum(r.floor.values())} at N={r.n}' for r in mine)
+        shape = (f'exactly its floor, {formula} hooks' if all(
+            r.hooks == sum(r.floor.values()) for r in mine) else
+            f'its floor, {formula} hooks, plus {above}')
+        versus = ', '.join(f'{r.hooks - old[r.n]:+d} at N={r.n}' for r in mine if r.n in old)
+        big = mine[-1]
+        sentences.append(
+            f'{NOTIFY_NAMES[notified].capitalize()}, deploying costs {shape} ({versus} against '
+            f'wire format 1), and ≈ {sum(big.tools.values()) / big.n ** 2:.1f}·N² hook tool '
+            f"calls at N={big.n}, {big.origins['layer'] / big.n ** 2:.1f}·N² of them the layer's.")
+    higher = [f'{r.label} N={r.n} ({sum(r.floor.values())} against {WIRE_FORMAT_1[r.label, r.n]})'
+              for r in runs + operations if not r.notified
+              and sum(r.floor.values()) > WIRE_FORMAT_1.get((r.label, r.n), float('inf'))]
+    if higher:
+        sentences.append(
+            "Wire format 2's floor is above what wire format 1 cost for " + ', '.join(higher)
+            + ": an app-changed cannot coalesce with a -changed about a unit, as wire format "
+            "1's answers in the leader's own bag did.")
+    return ' '.join(sentences)
 
 
 def plot(runs, path):
+    """Hooks against N (log-log), and the most calls in one hook against N,
+    everyone's and the layer's reads with their bounds; self-notified runs
+    as crosses on the same lines."""
     import matplotlib
     matplotlib.use('Agg')
     from matplotlib import pyplot, ticker
 
-    ns = [r.n for r in runs]
     figure, (hooks, calls) = pyplot.subplots(1, 2, figsize=(11, 4.5))
-    hooks.plot(ns, [r.hooks for r in runs], 'o-', label='hooks, observed')
-    hooks.plot(ns, [sum(r.floor.values()) for r in runs], 's--', label='hooks, fan-out floor')
-    hooks.plot(ns, [r.changed for r in runs], 'o-', label='-relation-changed, observed')
-    hooks.plot(ns, [r.floor['relation-changed'] for r in runs], 's--',
-               label='-relation-changed, floor N(N-1)')
+    told = [r for r in runs if not r.notified]
+    notified = [r for r in runs if r.notified]
+    ns = [r.n for r in told]
+    old = sorted((n, count) for (label, n), count in WIRE_FORMAT_1.items() if label == 'deploy')
+    hooks.plot([n for n, _ in old], [count for _, count in old], 's--', color='grey',
+               label='wire format 1')
+    hooks.plot(ns, [sum(r.floor.values()) for r in told], ':', color='black',
+               label='fan-out floor, leader not told')
+    hooks.plot(ns, [r.hooks for r in told], 'o-', label='wire format 2, leader not told')
+    hooks.plot([r.n for r in notified], [r.hooks for r in notified], 'x', markersize=9,
+               label='wire format 2, self-notified')
+    hooks.set_yscale('log')
+    hooks.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f'{value:g}'))
+    hooks.set_ylabel('hooks run')
     hooks.set_title('Hooks to deploy N units and settle')
-    calls.plot(ns, [sum(r.tools.values()) for r in runs], 'o-', label='hook tool calls, all hooks')
-    calls.plot(ns, [r.follower_max for r in runs], 'o-', label='most calls in one follower hook')
-    calls.set_title('Hook tool calls')
+    series = [
+        ('most calls in one leader hook', lambda r: r.most_calls['leader']),
+        ("layer's reads in one leader hook", lambda r: r.layer_most('leader', ('read',))),
+        ('most calls in one follower hook', lambda r: r.most_calls['follower']),
+        ("layer's reads in one follower hook", lambda r: r.layer_most('follower', ('read',))),
+    ]
+    for label, value in series:
+        line, = calls.plot(ns, [value(r) for r in told], 'o-', label=label)
+        calls.plot([r.n for r in notified], [value(r) for r in notified], 'x', markersize=9,
+                   color=line.get_color())
+    calls.plot(ns, [LEADER_READS + n for n in ns], '--', color='grey',
+               label=f'bounds: {LEADER_READS} + N and {FOLLOWER_READS} reads')
+    calls.plot(ns, [FOLLOWER_READS for _ in ns], '--', color='grey')
+    calls.set_ylim(bottom=0)
+    calls.set_ylabel('calls')
+    calls.set_title('Hook tool calls in one hook (x: self-notified)')
     for axes in (hooks, calls):
         axes.set_xscale('log')
-        axes.set_yscale('log')
         axes.xaxis.set_major_locator(ticker.FixedLocator(ns))
         axes.xaxis.set_major_formatter(ticker.ScalarFormatter())
         axes.xaxis.set_minor_locator(ticker.NullLocator())
-        axes.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f'{value:g}'))
-        axes.yaxis.set_minor_formatter(ticker.NullFormatter())
         axes.set_xlabel('units (N)')
         axes.grid(True, which='both', alpha=0.3)
-        axes.legend(fontsize=9)
-    hooks.set_ylabel('hooks run')
-    calls.set_ylabel('calls')
+        axes.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
+
+
+def report(inp, inp_ops, wall, same):
+    return '\n\n'.join([
+        '# What convergence costs',
+        'Generated by `tox -e bench` (benchmarks/converge.py); its docstring explains every '
+        'column and floor. "leader not told" is Juju\'s documented behaviour, "self-notified" '
+        'the leader also getting `-relation-changed` for its own application-bag writes '
+        '(juju#20178). Counts come from the in-process executor. ' + same,
+        growth(inp, inp_ops),
+        'Claims the benchmark checks (it fails if one does not hold):\n\n'
+        + '\n'.join(f'- {claim}' for claim in CLAIMS),
+        '## Part 1: deploy N units from nothing and settle',
+        hooks_table(inp, wall),
+        "Hook tool calls, by whose and most in one hook (the layer's writes: relation-set, "
+        "with charmhelpers' one-time `relation-set --help` probe):",
+        calls_table(inp),
+        'Hooks by kind, observed (floor):',
+        kinds_table(inp),
+        'Hook tool calls by tool:',
+        tools_table(inp),
+        f'## Part 2: operations on {OPERATIONS_N} settled units',
+        hooks_table(inp_ops, wall),
+        calls_table(inp_ops),
+        kinds_table(inp_ops),
+        tools_table(inp_ops),
+    ]) + '\n'
 
 
 def main(argv=None):
@@ -248,47 +553,38 @@ def main(argv=None):
     args = parser.parse_args(argv)
     out = args.out or (None if args.quick else REPO / 'docs')
     limit = args.max_n or float('inf')
-    sub_ns = [n for n in (QUICK_N[:2] if args.quick else SUBPROCESS_N) if n <= limit]
-    inp_ns = [n for n in (QUICK_N if args.quick else INPROCESS_N) if n <= limit]
     started = time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix='tls-bench-') as tmp:
         charm = build_charm(tmp)
-        sub, inp = [], []
-        for n in sub_ns:
-            print(f'deploy N={n}, subprocess executor ...', flush=True)
-            sub.append(deploy(charm, 'subprocess', n, tmp))
-        for n in inp_ns:
-            print(f'deploy N={n}, in-process executor ...', flush=True)
-            inp.append(deploy(charm, 'inprocess', n, tmp))
-        print('re-key, CA rotation, leader move on 3 units, both executors ...\n', flush=True)
-        sub_ops = operations(charm, 'subprocess', tmp)
-        inp_ops = operations(charm, 'inprocess', tmp)
-    check_same(sub + sub_ops, inp[:len(sub)] + inp_ops)
+        sub, inp, sub_ops, inp_ops = [], [], [], []
+        for notified in SELF_NOTIFY:
+            name = NOTIFY_NAMES[notified]
+            for n in (QUICK_N[:2] if args.quick else SUBPROCESS_N):
+                if n <= limit:
+                    print(f'deploy N={n}, {name}, subprocess executor ...', flush=True)
+                    sub.append(deploy(charm, 'subprocess', n, notified, tmp))
+            print(f'operations on {OPERATIONS_N} units, {name}, subprocess executor ...',
+                  flush=True)
+            sub_ops += operations(charm, 'subprocess', notified, tmp)
+            with attributed_calls(tmp) as origins:
+                for n in (QUICK_N if args.quick else INPROCESS_N):
+                    if n <= limit:
+                        print(f'deploy N={n}, {name}, in-process executor ...', flush=True)
+                        inp.append(deploy(charm, 'inprocess', n, notified, tmp, origins))
+                inp_ops += operations(charm, 'inprocess', notified, tmp, origins)
 
-    wall = {(r.label, r.n): r.seconds for r in sub + sub_ops}
-    sentence = growth(inp)
-    report = '\n\n'.join([
-        '# What convergence costs',
-        'Generated by `tox -e bench` (benchmarks/converge.py); its docstring explains every '
-        'column. Counts come from the in-process executor and are identical with the '
-        'subprocess executor, which gives the real wall time (one process per hook).',
-        '## Part 1: deploy N units from nothing and settle',
-        main_table(inp, wall),
-        'Hooks by kind, observed (fan-out floor):',
-        kinds_table(inp),
-        'Hook tool calls by tool:',
-        tools_table(inp),
-        '## Part 2: operations on 3 settled units',
-        main_table(inp_ops, wall),
-        kinds_table(inp_ops),
-        tools_table(inp_ops),
-        sentence,
-    ]) + '\n'
-    print(report)
+    wall = {(r.label, r.n, r.notified): r.seconds for r in sub + sub_ops}
+    try:
+        same = check_same(sub + sub_ops, inp + inp_ops)
+        text = report(inp, inp_ops, wall, same)
+        print(text)
+        check_claims(inp + inp_ops)
+    except ClaimFailed as failure:
+        sys.exit(f'CLAIM FAILED: {failure}')
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / 'cost.md').write_text(report)
+        (out / 'cost.md').write_text(text)
         plot(inp, out / 'cost.png')
         print(f'wrote {out / "cost.md"} and {out / "cost.png"}')
     print(f'benchmark wall time {time.perf_counter() - started:.0f} s')
