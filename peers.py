@@ -14,9 +14,11 @@ charm's calls change local state only; ``_hook_end`` writes what changed.
 """
 import base64
 import binascii
+import calendar
 import hashlib
 import re
 import textwrap
+import time
 
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import RelationBase, scopes
@@ -37,12 +39,19 @@ CA_KEY = 'ca'
 CERT_KEY = '{}_signed_certificate'
 CSR_DIGEST_KEY = '{}_csr_sha256'
 
-# unitdata keys that charms read.
+# unitdata keys that charms read; the expiries are notAfter in ISO 8601 UTC.
 KV_CERT = '{}_signed_certificate'
 KV_SERVER_CERT = 'tls.server.certificate'
+KV_SERVER_CERT_EXPIRY = 'tls.server.certificate.expiry'
 KV_CA = 'tls.ca.certificate'
+KV_CA_EXPIRY = 'tls.ca.certificate.expiry'
 # This layer's own bookkeeping, per relation name.
 KV_STATE = 'interface-tls.{}'
+
+# Of a certificate's lifetime: the leader renews it from RENEW_AT on (as
+# cert-manager does), the unit holding it warns from WARN_AT on.
+RENEW_AT = 2 / 3
+WARN_AT = 0.9
 
 CSR_LABEL = 'CERTIFICATE REQUEST'
 CERT_LABEL = 'CERTIFICATE'
@@ -61,6 +70,8 @@ _CONTROL = re.compile(r'[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f]')
 _DER_SEQUENCE = 0x30
 _DER_INTEGER = 0x02
 _DER_EXPLICIT_0 = 0xA0
+_DER_UTC_TIME = 0x17
+_DER_GENERALIZED_TIME = 0x18
 
 _ANSWER_KEY = re.compile('(.+)({}|{})'.format(*(re.escape(key.format(''))
                                                 for key in (CERT_KEY, CSR_DIGEST_KEY))))
@@ -98,8 +109,8 @@ class TlsPeers(RelationBase):
             if state['csr']:
                 state['previous'] = _digest(state['csr'])
             state['csr'] = pem
-            unitdata.kv().unset(KV_CERT.format(hookenv.local_unit()))
-            unitdata.kv().unset(KV_SERVER_CERT)
+            for key in (KV_CERT.format(hookenv.local_unit()), KV_SERVER_CERT, KV_SERVER_CERT_EXPIRY):
+                unitdata.kv().unset(key)
             self._save(state)
         self._update_states()
 
@@ -127,6 +138,8 @@ class TlsPeers(RelationBase):
             pem = _checked_cert(certificate, csr)
         except ValueError as error:
             raise ValueError(f'set_cert: certificate for {unit_name}: {error}') from None
+        self._warn_if_it_outlives_its_ca(unit_name, pem)
+        self._note_stalled_renewal(unit_name, csr, pem)
         _unpublished.setdefault(self.relation_name, {})[unit_name] = (pem, _digest(csr))
         if unit_name == hookenv.local_unit():
             self._deliver(pem)
@@ -136,17 +149,27 @@ class TlsPeers(RelationBase):
         """This unit's certificate for its current CSR, or None."""
         return unitdata.kv().get(KV_CERT.format(hookenv.local_unit()))
 
+    def get_signed_cert_expiry(self):
+        """When this unit's certificate expires (its notAfter, ISO 8601 in
+        UTC, as ``2027-03-01T12:00:00Z``), or None without a certificate."""
+        return unitdata.kv().get(KV_SERVER_CERT_EXPIRY)
+
     def set_ca(self, ca):
         """On the leader, publish the CA certificate(s) units should trust.
         A different CA makes every CSR pending again. ValueError on a
         non-leader and for anything but certificates."""
         _require_leader('set_ca')
-        unitdata.kv().set(KV_CA, _normalize(ca, CERT_LABEL, many=True))  # unchanged: no write
+        _store_ca(_normalize(ca, CERT_LABEL, many=True))
         self._update_states()
 
     def get_ca(self):
         """The CA certificate(s) the leader published, or None."""
         return unitdata.kv().get(KV_CA)
+
+    def get_ca_expiry(self):
+        """When the first of those CA certificates expires (ISO 8601 in
+        UTC), or None."""
+        return unitdata.kv().get(KV_CA_EXPIRY)
 
     # Every hook, before the charm's handlers ------------------------------
 
@@ -158,6 +181,7 @@ class TlsPeers(RelationBase):
             if not _is_leader():
                 self._take_ca()
             self._take_certificate()
+            self._warn_if_expiring()
         self._update_states()
 
     def _adopt_published_csr(self):
@@ -190,7 +214,7 @@ class TlsPeers(RelationBase):
         if not value:
             return
         try:
-            unitdata.kv().set(KV_CA, _normalize(value, CERT_LABEL, many=True))
+            _store_ca(_normalize(value, CERT_LABEL, many=True))
         except ValueError as error:
             _warn(_APP_BAG, CA_KEY, error)
 
@@ -230,9 +254,19 @@ class TlsPeers(RelationBase):
         me = hookenv.local_unit()
         unitdata.kv().set(KV_CERT.format(me), pem)
         unitdata.kv().set(KV_SERVER_CERT, pem)
+        unitdata.kv().set(KV_SERVER_CERT_EXPIRY, _iso(_expiry(pem)))
         hookenv.log(f'interface-tls: certificate for {me} delivered', hookenv.INFO)
         self._toggle(CERT_AVAILABLE, False)
         self._toggle(CERT_AVAILABLE, True)
+
+    def _warn_if_expiring(self):
+        """Say so while this unit's certificate is in the last tenth of its
+        lifetime: the leader renews from two thirds on, so none is coming
+        (the leader is down, or its charm does not sign what is listed)."""
+        pem = self.get_signed_cert()
+        if pem and _lifetime_passed(pem) >= WARN_AT:
+            hookenv.log(f'interface-tls: the certificate of {hookenv.local_unit()} expires at '
+                        f'{self.get_signed_cert_expiry()} and no renewal has come', hookenv.WARNING)
 
     def _update_states(self):
         in_relation = self._relation_id() is not None
@@ -269,11 +303,45 @@ class TlsPeers(RelationBase):
         """Whether the application bag answers ``unit``'s ``csr`` (digest and
         public key)."""
         published = self._published()
+        certificate = published.get(CERT_KEY.format(unit))
         try:
-            _checked_cert(published.get(CERT_KEY.format(unit)), csr)
+            _checked_cert(certificate, csr)
         except ValueError:
             return False
-        return published.get(CSR_DIGEST_KEY.format(unit)) == _digest(csr)
+        return published.get(CSR_DIGEST_KEY.format(unit)) == _digest(csr) and not self._due(unit, certificate)
+
+    def _due(self, unit, certificate):
+        """Whether ``certificate`` is to be renewed: past RENEW_AT of its
+        lifetime (or expired), unless a renewal gave no later notAfter."""
+        stalled = self._state()['stalled'].get(unit)
+        return _lifetime_passed(certificate) >= RENEW_AT and stalled != _expiry(certificate)
+
+    def _warn_if_it_outlives_its_ca(self, unit, pem):
+        issuer, cas = _names(_leaf(pem))[0], unitdata.kv().get(KV_CA)
+        for ca in _pem_ders(cas, CERT_LABEL, True) if cas else []:
+            if _names(ca)[1] == issuer and _validity(ca)[1] < _expiry(pem):
+                hookenv.log(f'interface-tls: the certificate for {unit} expires at {_iso(_expiry(pem))}, '
+                            f'after the CA that signed it ({_iso(_validity(ca)[1])})', hookenv.WARNING)
+
+    def _note_stalled_renewal(self, unit, csr, pem):
+        """Warn, once, about a renewal that does not move notAfter on (a
+        cached certificate, a CA that caps validity), and stop listing
+        ``unit`` until its certificate changes rather than ask in every hook."""
+        published = self._published()
+        renewed = published.get(CERT_KEY.format(unit))
+        stalls = bool(renewed and published.get(CSR_DIGEST_KEY.format(unit)) == _digest(csr)
+                      and _lifetime_passed(renewed) >= RENEW_AT and _expiry(pem) <= _expiry(renewed))
+        state = self._state()
+        stalled = dict(state['stalled'])
+        if stalls:
+            hookenv.log(f'interface-tls: the renewal of the certificate for {unit} does not expire after '
+                        f'the one it renews ({_iso(_expiry(pem))}); not listing {unit} again until its '
+                        'certificate changes', hookenv.WARNING)
+            stalled[unit] = _expiry(pem)
+        else:
+            stalled.pop(unit, None)
+        if stalled != state['stalled']:
+            self._save(dict(state, stalled=stalled))
 
     def _ca_changes(self):
         """Whether this leader's CA (from set_ca) is not the published one;
@@ -374,8 +442,10 @@ class TlsPeers(RelationBase):
 
     def _state(self):
         """This unit's bookkeeping: the ``csr`` the charm gave, the digest of
-        the ``previous`` one (to tell a lagging answer from a wrong one)."""
-        state = {'csr': None, 'previous': None}
+        the ``previous`` one (to tell a lagging answer from a wrong one), and
+        on the leader the notAfter of renewals that did not move it on, by
+        unit (``stalled``)."""
+        state = {'csr': None, 'previous': None, 'stalled': {}}
         state.update(unitdata.kv().get(KV_STATE.format(self.relation_name), {}))
         return state
 
@@ -468,6 +538,32 @@ def _checked_cert(certificate, csr):
     return _pem(CERT_LABEL, ders)
 
 
+def _store_ca(pem):
+    """Keep the CA certificate(s) to trust, and when the first expires."""
+    unitdata.kv().set(KV_CA, pem)  # the same again writes nothing
+    unitdata.kv().set(KV_CA_EXPIRY, _iso(min(_validity(der)[1] for der in _pem_ders(pem, CERT_LABEL, True))))
+
+
+def _leaf(pem):
+    return _pem_ders(pem, CERT_LABEL, many=True)[0]
+
+
+def _expiry(pem):
+    """notAfter of a certificate's leaf, in POSIX seconds."""
+    return _validity(_leaf(pem))[1]
+
+
+def _lifetime_passed(pem):
+    """How much of its leaf's lifetime has passed: 0 at notBefore, 1 at
+    notAfter. The clock is time.time(), which tests set."""
+    not_before, not_after = _validity(_leaf(pem))
+    return (time.time() - not_before) / max(not_after - not_before, 1)
+
+
+def _iso(seconds):
+    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(seconds))
+
+
 def _digest(csr_pem):
     """SHA-256 of a CSR's DER: immune to PEM line breaks and trailing
     newlines, so re-encoding a CSR is not a re-key."""
@@ -517,7 +613,9 @@ def _pem_ders(text, label, many=False):
             der = base64.b64decode(''.join(body.split()), validate=True)
         except (binascii.Error, ValueError):
             raise ValueError(f'the {label} block is not valid base64') from None
-        _public_key(der, label)
+        _signed_fields(der, label)
+        if label == CERT_LABEL:
+            _validity(der)
         ders.append(der)
     return ders
 
@@ -548,9 +646,32 @@ def _pem_blocks(text):
 
 
 def _public_key(der, label):
-    """The DER SubjectPublicKeyInfo inside a CSR or certificate. Walking
-    just enough ASN.1 to find it checks the structure (a truncated or
-    foreign blob fails here); the key binds a certificate to its CSR."""
+    """The DER SubjectPublicKeyInfo of a CSR or certificate: what binds a
+    certificate to its CSR."""
+    _, head, _, tail = _signed_fields(der, label)[-1]
+    return der[head:tail]
+
+
+def _validity(der):
+    """(notBefore, notAfter) of a DER certificate, in POSIX seconds."""
+    _, _, start, end = _signed_fields(der, CERT_LABEL)[3]
+    times = _der_children(der, start, end)
+    if len(times) != 2:
+        raise ValueError('the certificate has no validity period')
+    return tuple(_der_time(der, element) for element in times)
+
+
+def _names(der):
+    """The DER issuer and subject of a DER certificate."""
+    fields = _signed_fields(der, CERT_LABEL)
+    return tuple(der[head:tail] for _, head, _, tail in (fields[2], fields[4]))
+
+
+def _signed_fields(der, label):
+    """(tag, element start, value start, value end) of the fields of the
+    signed part of a CSR or certificate, up to its public key. Walking just
+    enough ASN.1 to find them checks the structure (a truncated or foreign
+    blob fails here)."""
     kind = 'certificate request' if label == CSR_LABEL else 'certificate'
     tag, start, end = _der_element(der, 0, len(der))
     outer = _der_children(der, start, end) if tag == _DER_SEQUENCE and end == len(der) else []
@@ -566,8 +687,22 @@ def _public_key(der, label):
         expected = [_DER_INTEGER] + [_DER_SEQUENCE] * 5
     if [field[0] for field in fields[:len(expected)]] != expected:
         raise ValueError(f'the DER is not a {kind}')
-    _, head, _, tail = fields[len(expected) - 1]
-    return der[head:tail]
+    return fields[:len(expected)]
+
+
+def _der_time(der, element):
+    """A DER UTCTime or GeneralizedTime in POSIX seconds; RFC 5280 allows
+    only the forms that end in Z, to the second."""
+    tag, _, start, end = element
+    text = der[start:end].decode('ascii', 'replace')
+    if tag == _DER_UTC_TIME and len(text) == 13:
+        text = ('19' if text[:2] >= '50' else '20') + text
+    elif tag != _DER_GENERALIZED_TIME or len(text) != 15:
+        raise ValueError('the certificate validity is not a time in UTC')
+    try:
+        return calendar.timegm(time.strptime(text, '%Y%m%d%H%M%SZ'))
+    except ValueError:
+        raise ValueError('the certificate validity is not a time in UTC') from None
 
 
 def _der_children(der, start, end):

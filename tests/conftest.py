@@ -6,8 +6,10 @@ Ubuntu. Patch the check before anything imports charms.reactive. The hook
 processes of the end-to-end tests get the same patch from
 tests/jujusim/site/sitecustomize.py.
 """
+import datetime
 import os
 import sys
+import time
 
 import charmhelpers.osplatform
 import pytest
@@ -33,3 +35,16 @@ def make(tmp_path):
     yield factory
     for drv in made:
         drv.close()
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The clock of the layer and of tests/e2e/pki.py (both read
+    time.time()), for hooks run in process: ``clock(days=61)`` moves it
+    that far ahead of the real one. Tests never sleep."""
+    real = time.time
+
+    def advance(**delta):
+        offset = datetime.timedelta(**delta).total_seconds()
+        monkeypatch.setattr(time, 'time', lambda: real() + offset)
+    return advance

@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives import serialization
 from driver import AVAILABLE, CREATE, SIGN
 from e2e import pki
 
+import peers
+
 JUJU_KEYS = {'private-address', 'ingress-address', 'egress-subnets'}
 GLOBAL_CONVERSATION = 'reactive.conversations.{}.global'
 
@@ -244,7 +246,7 @@ def test_rekey_removes_the_old_certificate_from_unitdata(make):
     drv.control('drv/0', sign=False)
     assert {'drv/1_signed_certificate', 'tls.server.certificate'} <= set(drv.kv('drv/1'))
     drv.rekey('drv/1')
-    assert set(drv.kv('drv/1')) == {'interface-tls.tls', 'tls.ca.certificate'}
+    assert set(drv.kv('drv/1')) == {peers.KV_STATE.format('tls'), peers.KV_CA, peers.KV_CA_EXPIRY}
 
 
 def test_available_handler_runs_again_on_redelivery(make):
@@ -314,13 +316,126 @@ def test_a_new_leader_drops_the_answers_of_a_unit_that_left_before_it_led(make):
     drv = make(units=3)
     drv.model.remove_unit('drv/2')
     for unit in ('drv/2', 'drv/1'):
-        run_queued(drv, unit)
+        drv.run_queued(unit)
     assert 'drv/2_csr_sha256' in drv.model.app_bag()
     drv.model.move_leader('drv/1')
-    run_queued(drv, 'drv/1')
+    drv.run_queued('drv/1')
+    assert not hook_failures(drv)
     assert not [key for key in drv.model.app_bag() if key.startswith('drv/2')]
     drv.settle()
     assert all(holds_its_certificate(drv, unit) for unit in drv.model.units)
+
+
+# -- renewal and expiry (the driver's leader signs for 90 days) ---------------------
+
+def warnings(records):
+    return [message for record in records for level, message in record.logs if level == 'WARNING']
+
+
+def every_unit_holds(drv, certs):
+    return {unit: drv.cert(unit) for unit in drv.model.units} == certs
+
+
+def test_nothing_is_renewed_before_two_thirds_of_its_lifetime(make, clock):
+    drv = make(units=3)
+    held = {unit: drv.cert(unit) for unit in drv.model.units}
+    clock(days=59)
+    since = len(drv.model.history)
+    for unit in drv.model.units:
+        drv.run(unit, 'update-status')
+    assert drv.settle() == [] and every_unit_holds(drv, held)
+    assert not [r for r in drv.records(since=since) if r.relation_written or r.app_written]
+    assert not warnings(drv.records(since=since))
+
+
+def test_a_certificate_past_two_thirds_of_its_lifetime_is_renewed(make, clock):
+    """update-status on the leader finds every answer due, lists it and
+    raises sign, its signing handler renews; each unit takes its renewed
+    certificate and runs its available handler again, the leader at once."""
+    drv = make(units=3)
+    held = {unit: drv.cert(unit) for unit in drv.model.units}
+    clock(days=61)
+    record = drv.run('drv/0', 'update-status')
+    assert len(drv.runs('drv/0', 'sign', record)) == 1
+    drv.settle()
+    for unit in drv.model.units:
+        cert = drv.cert(unit)
+        assert cert != held[unit] and holds_its_certificate(drv, unit)
+        assert pki.validity(load(cert))[1] > pki.validity(load(held[unit]))[1]
+        assert drv.call(unit, 'get_signed_cert_expiry') == not_after(cert)
+        assert drv.runs(unit, 'available')[-1]['cert'] == cert
+    assert drv.call('drv/0', 'get_csr_map') == {} and SIGN not in drv.flags('drv/0')
+    assert not warnings(drv.records())
+
+
+def test_an_expired_certificate_is_renewed(make, clock):
+    drv = make(units=2)
+    held = drv.cert('drv/1')
+    clock(days=200)
+    drv.run('drv/0', 'update-status')
+    drv.settle()
+    assert drv.cert('drv/1') != held and holds_its_certificate(drv, 'drv/1')
+
+
+def test_renewal_survives_a_leader_change(make, clock):
+    """Whether an answer is due comes from the certificate itself: a new
+    leader renews what its predecessor left due."""
+    drv = make(units=3)
+    drv.control('drv/0', sign=False)
+    held = drv.cert('drv/2')
+    clock(days=61)
+    drv.model.move_leader('drv/1')
+    drv.settle()
+    assert drv.cert('drv/2') != held and holds_its_certificate(drv, 'drv/2')
+
+
+def test_a_renewal_that_does_not_expire_later_is_warned_about_once(make, clock):
+    """copilot-collections#69: a renewal that hands back what the unit has
+    (a cached certificate) is no renewal. The leader warns once, naming the
+    unit, and stops listing it, so the charm is not asked in every hook;
+    a new CSR makes it pending again as usual."""
+    drv = make(units=2)
+    drv.control('drv/0', sign=False)
+    held = drv.cert('drv/1')
+    clock(days=61)
+    assert sorted(drv.call('drv/0', 'get_csr_map')) == ['drv/0', 'drv/1']
+    drv.call('drv/0', 'set_cert', 'drv/1', held)
+    stalled = [m for m in warnings([drv.record]) if 'drv/1' in m]
+    assert len(stalled) == 1 and not_after(held) in stalled[0]
+    since = len(drv.model.history)
+    for _ in range(3):
+        assert sorted(drv.call('drv/0', 'get_csr_map')) == ['drv/0']
+    drv.settle()
+    assert drv.cert('drv/1') == held
+    assert not [m for m in warnings(drv.records(since=since)) if 'drv/1' in m]
+    csr = drv.rekey('drv/1')
+    drv.settle()
+    assert drv.call('drv/0', 'get_csr_map')['drv/1'] == csr
+
+
+def test_a_unit_warns_in_the_last_tenth_of_its_certificates_lifetime(make, clock):
+    drv = make(units=2)
+    drv.control('drv/0', sign=False)
+    clock(days=80)
+    assert not warnings([drv.run('drv/1', 'update-status')])
+    clock(days=82)
+    found = warnings([drv.run('drv/1', 'update-status')])
+    assert len(found) == 1 and 'drv/1' in found[0] and not_after(drv.cert('drv/1')) in found[0]
+
+
+def test_a_certificate_that_outlives_its_ca_is_warned_about(make):
+    drv = make(units=2, sign=False)
+    short = pki.make_ca('short-lived CA', days=30)
+    cert = pki.sign(short, drv.model.bag('drv/1')['csr'], days=90)
+    record = drv.run('drv/0', 'update-status', calls=[('set_ca', [short.pem]), ('set_cert', ['drv/1', cert])])
+    found = [m for m in warnings([record]) if 'drv/1' in m]
+    assert len(found) == 1 and not_after(short.pem) in found[0]
+    drv.settle()
+    assert drv.cert('drv/1') == cert
+
+
+def load(pem):
+    return x509.load_pem_x509_certificate(pem.encode())
 
 
 # -- set_cert -------------------------------------------------------------------
@@ -479,12 +594,21 @@ def test_unitdata_keys(make):
     drv = make(units=3)
     for unit in drv.model.units:
         kv = drv.kv(unit)
-        assert set(kv) == {f'{unit}_signed_certificate', 'tls.server.certificate',
-                           'tls.ca.certificate', 'interface-tls.tls'}
-        assert kv[f'{unit}_signed_certificate'] == kv['tls.server.certificate']
-        assert kv['tls.ca.certificate'] == drv.ca.pem
-        cert = kv['tls.server.certificate']
+        assert set(kv) == {peers.KV_CERT.format(unit), peers.KV_SERVER_CERT, peers.KV_SERVER_CERT_EXPIRY,
+                           peers.KV_CA, peers.KV_CA_EXPIRY, peers.KV_STATE.format('tls')}
+        assert kv[peers.KV_CERT.format(unit)] == kv[peers.KV_SERVER_CERT]
+        assert kv[peers.KV_CA] == drv.ca.pem
+        cert = kv[peers.KV_SERVER_CERT]
         assert issued_by(drv.ca, cert) and belongs_to_key(drv, unit, cert)
+        assert kv[peers.KV_SERVER_CERT_EXPIRY] == not_after(cert)
+        assert kv[peers.KV_CA_EXPIRY] == not_after(drv.ca.pem)
+        assert drv.call(unit, 'get_signed_cert_expiry') == not_after(cert)
+        assert drv.call(unit, 'get_ca_expiry') == not_after(drv.ca.pem)
+
+
+def not_after(pem):
+    """A certificate's notAfter as the layer gives it: ISO 8601, in UTC, to the second."""
+    return x509.load_pem_x509_certificate(pem.encode()).not_valid_after_utc.strftime('%Y-%m-%dT%H:%M:%SZ')
 
 
 def test_wire_format(make):
@@ -581,13 +705,6 @@ def test_answer_to_the_previous_csr_is_not_delivered(make):
 
 
 # -- consumers written for the original layer ------------------------------------
-
-def run_queued(drv, unit):
-    """Run ``unit``'s queued hooks, and only its."""
-    while any(queued == unit for queued, _, _ in drv.model.pending()):
-        record = drv.model.run(unit)
-        assert record is None or record.ok, record.error
-
 
 def hook_failures(drv):
     return [(r.unit, r.hook, r.error) for r in drv.model.history if not r.ok]

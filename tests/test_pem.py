@@ -7,6 +7,7 @@ against both kinds of value, plus the rules that are judgement calls
 (README, "Wire format"): they are written down here first.
 """
 import base64
+import datetime
 
 import pytest
 from e2e import pki
@@ -100,3 +101,24 @@ def test_the_digest_ignores_the_spelling(material):
 def test_not_text_is_refused(value):
     with pytest.raises(ValueError, match='expected PEM text'):
         peers._normalize(value, CERT)
+
+
+@pytest.mark.parametrize('start', ['1999-01-02T03:04:05', '2049-12-31T23:59:59', '2050-01-01T00:00:00',
+                                   '2051-06-07T08:09:10'])
+def test_validity_is_read_in_both_time_forms(material, start):
+    """RFC 5280 4.1.2.5: UTCTime through 2049 (a two-digit year of 50 or
+    more is 19YY), GeneralizedTime from 2050 on; cryptography writes both."""
+    begins = datetime.datetime.fromisoformat(start).replace(tzinfo=datetime.timezone.utc)
+    cert = pki.sign(pki.make_ca(), material[CSR].good, days=10, not_before=begins)
+    ends = begins + datetime.timedelta(days=10)
+    assert peers._validity(der(cert)) == (begins.timestamp(), ends.timestamp())
+
+
+@pytest.mark.parametrize('case', ['no Z', 'letters for digits', 'a month 13'])
+def test_a_validity_that_is_not_a_utc_time_is_refused(material, case):
+    data = der(material[CERT].good)
+    at = data.index(b'\x17\x0d') + 2  # the notBefore UTCTime's 13 characters: YYMMDDHHMMSSZ
+    text = {'no Z': data[at:at + 12] + b'0', 'letters for digits': b'AB' + data[at + 2:at + 13],
+            'a month 13': data[at:at + 2] + b'13' + data[at + 4:at + 13]}[case]
+    with pytest.raises(ValueError, match='validity'):
+        peers._normalize(armor(CERT, data[:at] + text + data[at + 13:]), CERT, many=True)

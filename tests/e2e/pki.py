@@ -14,6 +14,7 @@ import socket
 import ssl
 import stat
 import threading
+import time
 from collections import namedtuple
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def check_unit(tls_dir, unit, ca_pem=None, now=None):
         unit, cert.issuer.rfc4514_string(), ca.subject.rfc4514_string())
     assert verify_signature(ca, cert), '{}: cert.pem is not signed by the CA'.format(unit)
 
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or utc_now()
     before, after = validity(cert)
     assert before <= now <= after, '{}: valid {} .. {}, now is {}'.format(
         unit, before, after, now)
@@ -238,11 +239,17 @@ def key_pem(key):
                              serialization.NoEncryption()).decode()
 
 
+def utc_now():
+    """Now, from time.time() as the layer reads it, so that a test that sets
+    the clock (conftest's ``clock``) makes certificates in its time."""
+    return datetime.datetime.fromtimestamp(time.time(), datetime.timezone.utc)
+
+
 def make_ca(name='test CA', key=None, days=3650):
     """A self-signed CA (basicConstraints CA=true) as CA(key, cert, pem)."""
     key = key or make_key()
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = utc_now()
     cert = (x509.CertificateBuilder()
             .subject_name(subject).issuer_name(subject)
             .public_key(key.public_key())
@@ -291,8 +298,7 @@ def sign(ca, csr, days=90, not_before=None, public_key=None):
     """
     if isinstance(csr, (str, bytes)):
         csr = x509.load_pem_x509_csr(csr.encode() if isinstance(csr, str) else csr)
-    start = not_before or (datetime.datetime.now(datetime.timezone.utc)
-                           - datetime.timedelta(minutes=5))
+    start = not_before or (utc_now() - datetime.timedelta(minutes=5))
     builder = (x509.CertificateBuilder()
                .subject_name(csr.subject).issuer_name(ca.cert.subject)
                .public_key(public_key or csr.public_key())
