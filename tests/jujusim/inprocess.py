@@ -51,12 +51,13 @@ import io
 import os
 import subprocess
 import sys
+import time
 import traceback
 
 import yaml
 
 from . import tools
-from .model import HookResult, JujuSimError, kv_rows
+from .model import ENV_CLOCK_OFFSET, HookResult, JujuSimError, kv_rows
 
 
 def _load_site():
@@ -145,8 +146,11 @@ class InProcessExecutor:
         output = io.StringIO()
         process = _ProcessState()
         ok, error = True, ''
+        real_time, offset = time.time, int(spec.env.get(ENV_CLOCK_OFFSET, 0))
         try:
             process.enter_hook(spec, storage, _ToolRouter(hook_tools, output))
+            if offset:
+                time.time = lambda: real_time() + offset
             with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
                 try:
                     exec(code, {'__name__': '__main__', '__file__': spec.hook_path,
@@ -157,6 +161,7 @@ class InProcessExecutor:
                 except Exception:
                     ok, error = False, traceback.format_exc()
         finally:
+            time.time = real_time
             storage.flush(save=False)  # what the hook did not commit is lost, as on exit
             process.restore(spec.unit.charm_dir)
         return HookResult(ok, error, output.getvalue(), hook_tools.events)

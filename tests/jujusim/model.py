@@ -77,6 +77,7 @@ Juju semantics modelled (peer relation ``<rel>:0``):
   Juju does; relation membership still moves on.
 """
 import collections
+import datetime
 import json
 import os
 import random
@@ -120,6 +121,9 @@ DEFAULT_JUJU = '3'
 #: ('1' yes, '0' no), else this default, so one test run can use either.
 ENV_SELF_NOTIFY = 'JUJUSIM_SELF_NOTIFY'
 DEFAULT_SELF_NOTIFY = False
+# Seconds the hooks' clock runs ahead of the real one (Model.advance_clock),
+# for the executors; unset while it is 0.
+ENV_CLOCK_OFFSET = 'JUJUSIM_CLOCK_OFFSET'
 MODEL_NAME = 'jujusim'
 MODEL_UUID = 'a5a1e1e0-1e55-4c0d-8e11-1e55c0de0000'
 GOAL_STATE_SINCE = '2024-01-01 00:00:00Z'
@@ -234,6 +238,7 @@ class Model:
             self_notify = setting == '1'
         #: Whether the leader gets app-changed for its own writes (ENV_SELF_NOTIFY).
         self.self_notify = bool(self_notify)
+        self.clock_offset = 0  # seconds: see advance_clock
         self.executor = executor
         self.charm_dir = os.path.abspath(charm_dir)
         metadata = _read_yaml(os.path.join(self.charm_dir, 'metadata.yaml'))
@@ -448,6 +453,13 @@ class Model:
             self._queue_once(self._units[self._leader], Hook('leader-deposed'))
         self._leader = new.name
         self._queue_once(new, Hook('leader-elected'))
+
+    def advance_clock(self, **delta):
+        """Move the hooks' clock ahead (``days=61``, as datetime.timedelta
+        takes it): later hooks run that far after the real time, in process
+        (time.time patched) or as processes (Debian's libfaketime). Tests
+        never sleep."""
+        self.clock_offset += int(datetime.timedelta(**delta).total_seconds())
 
     def set_config(self, **values):
         """Set (or, with None, reset) config options; queue config-changed if it changed."""
@@ -754,6 +766,8 @@ class Model:
         for name in ('HOME', 'TMPDIR'):
             if name in os.environ:
                 env[name] = os.environ[name]
+        if self.clock_offset:
+            env[ENV_CLOCK_OFFSET] = str(self.clock_offset)
         if hook.name.startswith(self.relation + '-relation-'):
             env['JUJU_RELATION'] = self.relation
             env['JUJU_RELATION_ID'] = self.relation_id
