@@ -32,10 +32,16 @@ CREATE_CSR = 'create certificate signing request'
 SIGN_CSR = 'sign certificate signing request'
 CERT_AVAILABLE = 'signed certificate available'
 
-# Relation keys. Every unit writes CSR_KEY in its own bag; the leader writes
-# the others in the application bag.
+# Relation keys. Every unit writes CSR_KEY in its own bag, and CA_ACK_KEY
+# there during a CA rotation; the leader writes the others in the
+# application bag: the CA answers are issued under, during a rotation the
+# next one, after it the one it replaced (until that expires).
 CSR_KEY = 'csr'
+CA_ACK_KEY = 'ca_ack'
 CA_KEY = 'ca'
+CA_NEXT_KEY = 'ca_next'
+CA_PREVIOUS_KEY = 'ca_previous'
+CA_KEYS = (CA_KEY, CA_NEXT_KEY, CA_PREVIOUS_KEY)
 CERT_KEY = '{}_signed_certificate'
 CSR_DIGEST_KEY = '{}_csr_sha256'
 
@@ -77,9 +83,11 @@ _ANSWER_KEY = re.compile('(.+)({}|{})'.format(*(re.escape(key.format(''))
                                                 for key in (CERT_KEY, CSR_DIGEST_KEY))))
 
 # Answers set_cert() made in this hook, {relation name: {unit: (certificate,
-# CSR digest)}}, until _hook_end publishes them. A hook is one process: a
-# failed hook loses them, as Juju loses its relation writes.
+# CSR digest)}}, and the CA set_ca() gave, {relation name: (CA, emergency)},
+# until _hook_end publishes them. A hook is one process: a failed hook loses
+# them, as Juju loses its relation writes.
 _unpublished = {}
+_requested_ca = {}
 
 
 class TlsPeers(RelationBase):
@@ -154,16 +162,24 @@ class TlsPeers(RelationBase):
         UTC, as ``2027-03-01T12:00:00Z``), or None without a certificate."""
         return unitdata.kv().get(KV_SERVER_CERT_EXPIRY)
 
-    def set_ca(self, ca):
-        """On the leader, publish the CA certificate(s) units should trust.
-        A different CA makes every CSR pending again. ValueError on a
+    def set_ca(self, ca, emergency=False):
+        """On the leader, the CA certificate(s) to issue under. A different
+        one is rotated to: every unit trusts both first, then every CSR is
+        answered again under it, and the old one stays trusted until it
+        expires. ``emergency=True`` (the old CA's key is compromised) drops
+        the old one at once and answers every CSR again, breaking handshakes
+        between units until each has its new certificate. ValueError on a
         non-leader and for anything but certificates."""
         _require_leader('set_ca')
-        _store_ca(_normalize(ca, CERT_LABEL, many=True))
+        pem = _normalize(ca, CERT_LABEL, many=True)
+        self._warn_if_the_ca_was_lost(pem)
+        _requested_ca[self.relation_name] = (pem, emergency)
+        self._take_ca()
         self._update_states()
 
     def get_ca(self):
-        """The CA certificate(s) the leader published, or None."""
+        """The CA certificate(s) this unit trusts, as the leader published
+        them (during and after a rotation, the old and the new), or None."""
         return unitdata.kv().get(KV_CA)
 
     def get_ca_expiry(self):
@@ -178,8 +194,7 @@ class TlsPeers(RelationBase):
         if self._relation_id() is not None:
             self._adopt_published_csr()
             self._warn_about_answers_in_the_remote_bag()
-            if not _is_leader():
-                self._take_ca()
+            self._take_ca()
             self._take_certificate()
             self._warn_if_expiring()
         self._update_states()
@@ -204,19 +219,22 @@ class TlsPeers(RelationBase):
         remote, me = hookenv.remote_unit(), hookenv.local_unit()
         if not remote or hookenv.relation_type() != self.relation_name:
             return
-        for key in (CERT_KEY.format(me), CSR_DIGEST_KEY.format(me), CA_KEY):
+        for key in (CERT_KEY.format(me), CSR_DIGEST_KEY.format(me)) + CA_KEYS:
             if self._unit_bag(remote).get(key):
                 _warn(remote, key, 'certificates are taken only from the application bag, '
                       'which only the leader writes')
 
     def _take_ca(self):
-        value = self._published().get(CA_KEY)
-        if not value:
-            return
-        try:
-            _store_ca(_normalize(value, CERT_LABEL, many=True))
-        except ValueError as error:
-            _warn(_APP_BAG, CA_KEY, error)
+        """Trust every CA the application bag holds (on the leader, every CA
+        it will hold when this hook ends)."""
+        if _is_leader():
+            cas = self._ca_plan()
+        else:
+            cas = {key: _valid_ca(self._published().get(key), key) for key in CA_KEYS}
+        bundle = _pem(CERT_LABEL, list(dict.fromkeys(der for key in CA_KEYS if cas[key]
+                                                     for der in _pem_ders(cas[key], CERT_LABEL, True))))
+        if bundle:
+            _store_ca(bundle)
 
     def _take_certificate(self):
         """Deliver this unit's certificate from the application bag if it
@@ -294,6 +312,8 @@ class TlsPeers(RelationBase):
         """The CSRs (``{unit: csr}``) with no answer that still holds: made
         in this hook, or published for the same CSR, with the CSR's key,
         under the CA this leader publishes."""
+        if self._ca_plan()[CA_NEXT_KEY]:
+            return {}  # nothing is issued while a unit may not trust the CA it would be issued under
         made = {unit: digest for unit, (_, digest) in _unpublished.get(self.relation_name, {}).items()}
         new_ca = self._ca_changes()
         return {unit: csr for unit, csr in self._csrs().items()
@@ -344,15 +364,55 @@ class TlsPeers(RelationBase):
             self._save(dict(state, stalled=stalled))
 
     def _ca_changes(self):
-        """Whether this leader's CA (from set_ca) is not the published one;
-        a charm that never calls set_ca keeps what is published."""
-        ca = unitdata.kv().get(KV_CA)
-        if ca is None:
+        """Whether answers are issued under another CA when this hook ends
+        (or the published one is junk), so that none published holds."""
+        published = self._published().get(CA_KEY)
+        valid, planned = _valid_ca(published), self._ca_plan()[CA_KEY]
+        return bool(published and not valid) or bool(planned and planned != valid)
+
+    def _ca_plan(self):
+        """``{CA key: CA or None}`` as this leader publishes them when the
+        hook ends, from what the application bag holds and this hook's
+        set_ca(): the rotation's steps (README, "CA rotation")."""
+        plan = {key: _valid_ca(self._published().get(key)) for key in CA_KEYS}
+        requested, emergency = _requested_ca.get(self.relation_name, (None, False))
+        if requested and (emergency or not plan[CA_KEY]):
+            plan = {CA_KEY: requested, CA_NEXT_KEY: None, CA_PREVIOUS_KEY: None}
+        elif requested:
+            plan[CA_NEXT_KEY] = None if requested == plan[CA_KEY] else requested
+        if plan[CA_NEXT_KEY] and self._trusted_everywhere(plan[CA_NEXT_KEY]):
+            plan = {CA_KEY: plan[CA_NEXT_KEY], CA_NEXT_KEY: None, CA_PREVIOUS_KEY: plan[CA_KEY]}
+        if plan[CA_PREVIOUS_KEY] and _ca_expiry(plan[CA_PREVIOUS_KEY]) <= time.time():
+            plan[CA_PREVIOUS_KEY] = None
+        return plan
+
+    def _trusted_everywhere(self, ca):
+        """Whether every peer acknowledges ``ca`` (took it into its trust,
+        and said so in its bag): each in relation-list, and goal-state,
+        asked only then, lists no live unit this leader has yet to meet (a
+        new leader may lead before its -relation-joined hooks have run)."""
+        peers = hookenv.related_units(self._relation_id())
+        if any((hookenv.relation_get(rid=self._relation_id(), unit=unit) or {}).get(CA_ACK_KEY)
+               != _ca_digest(ca) for unit in peers):
             return False
-        try:
-            return _normalize(self._published().get(CA_KEY), CERT_LABEL, many=True) != ca
-        except ValueError:
-            return True
+        units = hookenv.goal_state().get('units') or {}
+        return all(unit in peers or unit == hookenv.local_unit() or about.get('status') == 'dying'
+                   for unit, about in units.items())
+
+    def _warn_if_the_ca_was_lost(self, pem):
+        """A leader whose charm gives a CA other than the published one,
+        which it never gave itself, has most likely lost the previous
+        leader's CA key (charmed-kubernetes/bundle#564): say so, naming
+        both. The rotation keeps the units talking meanwhile."""
+        published, state = self._published_cas(), self._state()
+        if (published[CA_KEY] and pem not in (published[CA_KEY], published[CA_NEXT_KEY])
+                and state['ca_given'] != _ca_digest(published[CA_KEY])):
+            hookenv.log(f'interface-tls: the CA this leader gives (SHA-256 {_ca_digest(pem)}) is not the '
+                        f'published one (SHA-256 {_ca_digest(published[CA_KEY])}), which this unit never '
+                        'gave: was the previous CA lost? Rotating to it; units trust both meanwhile',
+                        hookenv.WARNING)
+        if state['ca_given'] != _ca_digest(pem):
+            self._save(dict(state, ca_given=_ca_digest(pem)))
 
     def _csrs(self):
         """Valid CSRs of this unit and of every peer in relation-list."""
@@ -370,10 +430,7 @@ class TlsPeers(RelationBase):
         """Write the application bag's changes: the CA, this hook's answers,
         and removals (earlier answers once the CA changes, units gone)."""
         published = self._published()
-        wanted = {}
-        ca = unitdata.kv().get(KV_CA) or published.get(CA_KEY)
-        if ca:
-            wanted[CA_KEY] = ca
+        wanted = {key: ca for key, ca in self._ca_plan().items() if ca}
         if not self._ca_changes():
             live = self._live_units(published)
             wanted.update((key, value) for key, value in published.items() if _answer_unit(key) in live)
@@ -409,6 +466,11 @@ class TlsPeers(RelationBase):
         changes = {}
         if state['csr'] and state['csr'] != self._unit_bag().get(CSR_KEY):
             changes[CSR_KEY] = state['csr']  # new, or overwritten by an operator
+        # _take_ca trusts the next CA: say so, so that a leader (this one too,
+        # should leadership move) knows when every unit does.
+        incoming = (self._ca_plan() if _is_leader() else self._published_cas())[CA_NEXT_KEY]
+        if incoming and self._unit_bag().get(CA_ACK_KEY) != _ca_digest(incoming):
+            changes[CA_ACK_KEY] = _ca_digest(incoming)
         if hookenv.hook_name() == 'upgrade-charm':
             # The original layer's leader answered in its own bag, where
             # every follower now warns about the answers it finds.
@@ -435,17 +497,23 @@ class TlsPeers(RelationBase):
 
     def _published(self):
         """The application bag, which only the leader writes."""
-        return hookenv.relation_get(rid=self._relation_id(), app=hookenv.application_name()) or {}
+        rid = self._relation_id()
+        return rid and hookenv.relation_get(rid=rid, app=hookenv.application_name()) or {}
+
+    def _published_cas(self):
+        return {key: _valid_ca(self._published().get(key)) for key in CA_KEYS}
 
     def _unit_bag(self, unit=None):
-        return hookenv.relation_get(rid=self._relation_id(), unit=unit or hookenv.local_unit()) or {}
+        rid = self._relation_id()
+        return rid and hookenv.relation_get(rid=rid, unit=unit or hookenv.local_unit()) or {}
 
     def _state(self):
         """This unit's bookkeeping: the ``csr`` the charm gave, the digest of
         the ``previous`` one (to tell a lagging answer from a wrong one), and
         on the leader the notAfter of renewals that did not move it on, by
-        unit (``stalled``)."""
-        state = {'csr': None, 'previous': None, 'stalled': {}}
+        unit (``stalled``), and the digest of the CA its charm last gave
+        (``ca_given``)."""
+        state = {'csr': None, 'previous': None, 'stalled': {}, 'ca_given': None}
         state.update(unitdata.kv().get(KV_STATE.format(self.relation_name), {}))
         return state
 
@@ -541,7 +609,29 @@ def _checked_cert(certificate, csr):
 def _store_ca(pem):
     """Keep the CA certificate(s) to trust, and when the first expires."""
     unitdata.kv().set(KV_CA, pem)  # the same again writes nothing
-    unitdata.kv().set(KV_CA_EXPIRY, _iso(min(_validity(der)[1] for der in _pem_ders(pem, CERT_LABEL, True))))
+    unitdata.kv().set(KV_CA_EXPIRY, _iso(_ca_expiry(pem)))
+
+
+def _valid_ca(text, key=None):
+    """``text`` as CA certificate(s) in normal form, or None; warns about
+    junk under ``key`` of the application bag if given."""
+    if not text:
+        return None
+    try:
+        return _normalize(text, CERT_LABEL, many=True)
+    except ValueError as error:
+        if key:
+            _warn(_APP_BAG, key, error)
+        return None
+
+
+def _ca_digest(pem):
+    """SHA-256 of the DER of CA certificate(s): what a unit acknowledges."""
+    return hashlib.sha256(b''.join(_pem_ders(pem, CERT_LABEL, True))).hexdigest()
+
+
+def _ca_expiry(pem):
+    return min(_validity(der)[1] for der in _pem_ders(pem, CERT_LABEL, True))
 
 
 def _leaf(pem):

@@ -6,10 +6,13 @@ gets ``-relation-changed`` for its own application-bag writes (jujusim's
 ``self_notify``): "leader not told", the default, and "self-notified".
 
 Part 1 deploys N units of the example charm from nothing and settles. Part 2
-takes 3 settled units through a re-key of every unit, a CA rotation and a
-leader move between live units. Counts come from the in-process executor;
-the subprocess executor (a process per hook) runs the smaller cases to give
-real wall times, and its counts are checked to be the same.
+takes N = 3, 5 and 10 settled units through a re-key of every unit, a routine
+CA rotation, a leader move between live units and a renewal round (the clock
+moved past two thirds of the certificates' lifetime, update-status on every
+unit, as Juju runs it every few minutes). Counts come from the in-process
+executor; the subprocess executor (a process per hook) runs the smaller cases
+(not the renewal: its hook processes keep the real clock) to give real wall
+times, and its counts are checked to be the same.
 
 Per run:
 
@@ -28,7 +31,14 @@ Per run:
   - a re-key: N config-changed, N new CSRs reaching N-1 peers each, and the
     answers reaching N-1 units (N self-notified) as app-changed;
   - a CA rotation: N config-changed, N-1 leader-settings-changed (the
-    example keeps its CA in leader settings), one app-bag write;
+    example keeps its CA in leader settings); the leader's two app-bag
+    writes (``ca_next``, then the new CA with every answer) reach the N-1
+    other units at least once (the second coalesces with the first where
+    that is still queued), and the leader itself twice when self-notified;
+    every unit's ``ca_ack`` reaches its N-1 peers: N² + 2N - 2 hooks, two
+    more self-notified;
+  - a renewal round: N update-status, and the answers reaching N-1 units (N
+    self-notified) as app-changed: 2N - 1 hooks;
   - a leader move: leader-elected. jujusim also queues leader-deposed on the
     old leader, which the built charm has no hook for (so it is skipped), and
     leader-settings-changed only when leader settings change;
@@ -74,14 +84,17 @@ NOTIFY_NAMES = {False: 'leader not told', True: 'self-notified'}
 INPROCESS_N = (2, 5, 10, 20, 50)
 SUBPROCESS_N = (2, 5)  # processes are slow: N=10 alone takes about 100 s
 QUICK_N = (2, 3, 5)
-OPERATIONS_N = 3
+OPERATIONS_N = (3, 5, 10)
+SUBPROCESS_OPERATIONS_N = (3,)
+RENEWAL_DAYS = 61  # past two thirds of the example's 90-day certificates
 RELATION = 'tls'
 CERT_SUFFIX = '_signed_certificate'
 LAYER_FILE = os.path.join('hooks', 'relations', 'tls', 'peers.py')
 KINDS = ('install', 'relation-created', 'leader-elected', 'leader-settings-changed',
-         'config-changed', 'start', 'relation-joined', 'relation-changed', 'app-changed',
-         'relation-departed')
+         'config-changed', 'start', 'update-status', 'relation-joined', 'relation-changed',
+         'app-changed', 'relation-departed')
 WRITES = ('relation-set', 'leader-set')
+OWN_KEYS = {'csr', 'ca_ack'}  # what a unit writes in its own bag
 WRITE_KINDS = ('write', 'app-write', 'probe')
 #: Hooks with wire format 1, from docs/cost.md of commit 39bf793.
 WIRE_FORMAT_1 = {('deploy', 2): 14, ('deploy', 5): 69, ('deploy', 10): 239,
@@ -102,11 +115,12 @@ CLAIMS = (
     "self-notification adds only the leader's own app-changed hooks: every other kind of "
     'hook counts the same',
     f'the layer makes at most {FOLLOWER_READS} reads in a follower hook and writes there only '
-    'when the hook changes its CSR (one relation-set, charmhelpers probing relation-set '
+    'when the hook changes its CSR or acknowledges a CA (one relation-set, charmhelpers probing relation-set '
     "first), and a follower hook's calls, everyone's, do not grow with N",
     f'the layer makes at most {LEADER_READS} + N reads in a leader hook and writes there at '
     'most one relation-set of the application bag, and of its own bag only when the hook '
-    'changes its CSR (after the probe)',
+    'changes its CSR or acknowledges a CA (after the probe)',
+    'a routine CA rotation costs fewer than N² + 4N hooks',
     'both executors run the same hooks with the same calls and writes',
 )
 
@@ -130,11 +144,15 @@ OPERATIONS = {  # name: (what it does to a settled model, its floor, certificate
                lambda n: n),
     'CA rotation': (lambda m: m.set_config(**{'ca-generation': 1}),
                     lambda n, notified: {'config-changed': n, 'leader-settings-changed': n - 1,
-                                         'app-changed': n - 1 + notified},
+                                         'relation-changed': n * (n - 1),
+                                         'app-changed': n - 1 + 2 * notified},
                     lambda n: n),
     'leader move': (lambda m: m.move_leader(m.units[1]),
                     lambda n, notified: {'leader-elected': 1},
                     lambda n: 0),
+    'renewal': (lambda m: [m.queue(unit, 'update-status') for unit in m.units],
+                lambda n, notified: {'update-status': n, 'app-changed': n - 1 + notified},
+                lambda n: n),
 }
 
 
@@ -276,17 +294,31 @@ def deploy(charm, executor, n, notified, workdir, origins=None):
         return settle('deploy', n, notified, deploy_floor(n, notified), n, model, origins)
 
 
-def operations(charm, executor, notified, workdir, origins=None):
+def operations(charm, executor, n, notified, workdir, origins=None):
     runs = []
-    n = OPERATIONS_N
     with new_model(charm, executor, workdir, notified) as model:
         for _ in range(n):
             model.add_unit()
         model.settle()
         for label, (change, floor, needed) in OPERATIONS.items():
-            change(model)
-            runs.append(settle(label, n, notified, floor(n, notified), needed(n), model, origins))
+            if label == 'renewal' and executor != 'inprocess':
+                continue
+            with clock_ahead(RENEWAL_DAYS if label == 'renewal' else 0):
+                change(model)
+                runs.append(settle(label, n, notified, floor(n, notified), needed(n), model, origins))
     return runs
+
+
+@contextlib.contextmanager
+def clock_ahead(days):
+    """Move time.time(), the clock of the layer and of the example charm,
+    ``days`` ahead for hooks run in process."""
+    real = time.time
+    time.time = lambda: real() + days * 86400
+    try:
+        yield
+    finally:
+        time.time = real
 
 
 # --- claims -----------------------------------------------------------------
@@ -325,6 +357,8 @@ def check_claims(runs):
         if r.layer is not None:
             _claim(7, r, _layer_in_followers(r))
             _claim(8, r, _layer_in_leader(r))
+        if r.label == 'CA rotation' and r.hooks >= r.n ** 2 + 4 * r.n:
+            _claim(9, r, [f'{r.hooks} hooks'])
     for notified in SELF_NOTIFY:
         deploys = [r for r in runs if r.label == 'deploy' and r.notified == notified]
         if deploys and deploys[-1].most_calls['follower'] > deploys[0].most_calls['follower']:
@@ -335,7 +369,7 @@ def check_claims(runs):
 def _layer_in_followers(run):
     broken = []
     for x, mine in zip(run.records, run.layer):
-        rekeys = 'csr' in x.relation_written
+        rekeys = bool(OWN_KEYS & set(x.relation_written))
         if x.unit != run.leader and (mine['read'] > FOLLOWER_READS or mine['write'] > rekeys
                                      or mine['app-write'] or mine['probe'] > mine['write']):
             broken.append(f'{x.unit} {x.hook}: {dict(mine)}, CSR written: {rekeys}')
@@ -345,7 +379,7 @@ def _layer_in_followers(run):
 def _layer_in_leader(run):
     broken = []
     for x, mine in zip(run.records, run.layer):
-        rekeys = 'csr' in x.relation_written
+        rekeys = bool(OWN_KEYS & set(x.relation_written))
         if x.unit == run.leader and (mine['read'] > LEADER_READS + run.n or mine['write'] > rekeys
                                      or mine['app-write'] > 1
                                      or mine['probe'] > mine['write'] + mine['app-write']):
@@ -536,7 +570,7 @@ def report(inp, inp_ops, wall, same):
         kinds_table(inp),
         'Hook tool calls by tool:',
         tools_table(inp),
-        f'## Part 2: operations on {OPERATIONS_N} settled units',
+        '## Part 2: operations on N settled units',
         hooks_table(inp_ops, wall),
         calls_table(inp_ops),
         kinds_table(inp_ops),
@@ -564,15 +598,17 @@ def main(argv=None):
                 if n <= limit:
                     print(f'deploy N={n}, {name}, subprocess executor ...', flush=True)
                     sub.append(deploy(charm, 'subprocess', n, notified, tmp))
-            print(f'operations on {OPERATIONS_N} units, {name}, subprocess executor ...',
-                  flush=True)
-            sub_ops += operations(charm, 'subprocess', notified, tmp)
+            for n in SUBPROCESS_OPERATIONS_N:
+                print(f'operations on {n} units, {name}, subprocess executor ...', flush=True)
+                sub_ops += operations(charm, 'subprocess', n, notified, tmp)
             with attributed_calls(tmp) as origins:
                 for n in (QUICK_N if args.quick else INPROCESS_N):
                     if n <= limit:
                         print(f'deploy N={n}, {name}, in-process executor ...', flush=True)
                         inp.append(deploy(charm, 'inprocess', n, notified, tmp, origins))
-                inp_ops += operations(charm, 'inprocess', notified, tmp, origins)
+                for n in (SUBPROCESS_OPERATIONS_N if args.quick else OPERATIONS_N):
+                    print(f'operations on {n} units, {name}, in-process executor ...', flush=True)
+                    inp_ops += operations(charm, 'inprocess', n, notified, tmp, origins)
 
     wall = {(r.label, r.n, r.notified): r.seconds for r in sub + sub_ops}
     try:

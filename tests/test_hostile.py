@@ -398,7 +398,7 @@ def test_a_followers_copy_of_the_application_bag_is_ignored(make):
     drv.run(LEADER, 'update-status', calls=[('set_ca', [old.pem])] + answers)
     published = drv.model.app_bag()
     assert len(published) == 1 + 2 * len(drv.model.units)
-    drv.run(LEADER, 'update-status', calls=[('set_ca', [new.pem])])
+    drv.run(LEADER, 'update-status', calls=[('set_ca', [new.pem, True])])  # emergency: withdraws them all
     assert drv.model.app_bag() == {peers.CA_KEY: new.pem}
     drv.settle()
     before, since = snapshot(drv, THIRD), len(drv.model.history)

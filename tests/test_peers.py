@@ -132,30 +132,169 @@ def test_set_ca_with_the_same_ca_changes_nothing(make):
     assert relation_sets(drv.record) == []
 
 
-def test_set_ca_with_a_different_ca_makes_every_csr_pending(make):
+def test_an_emergency_set_ca_makes_every_csr_pending_at_once(make):
     drv = make(units=3)
     drv.control('drv/0', sign=False)
     other = pki.make_ca('other CA')
-    drv.call('drv/0', 'set_ca', other.pem)
+    drv.call('drv/0', 'set_ca', other.pem, True)
     assert SIGN in drv.record.flags
-    # The answers under the old CA go; the units keep their certificates
-    # until the new ones arrive.
-    assert drv.record.app_written['ca'] == other.pem and drv.model.app_bag() == {'ca': other.pem}
+    # The answers under the old CA go, and the old CA with them; the units
+    # keep their certificates until the new ones arrive.
+    assert drv.model.app_bag() == {peers.CA_KEY: other.pem}
     assert sorted(drv.call('drv/0', 'get_csr_map')) == ['drv/0', 'drv/1', 'drv/2']
     drv.settle()
     assert drv.call('drv/1', 'get_ca') == other.pem
     assert drv.cert('drv/1') and drv.flags('drv/1') == {AVAILABLE}
 
 
+def test_a_new_ca_is_trusted_everywhere_before_anything_is_issued_under_it(make):
+    """Rotation, phase (a): the new CA goes out next to the current one and
+    nothing is pending; each follower trusts both and acknowledges. Phase
+    (b): once all have, every CSR is pending under the new CA, which is now
+    the issuing one; the old one stays trusted."""
+    drv = make(units=3)
+    drv.control('drv/0', sign=False)
+    old, new = drv.ca, pki.make_ca('new CA')
+    drv.call('drv/0', 'set_ca', new.pem)
+    assert SIGN not in drv.record.flags and drv.call('drv/0', 'get_csr_map') == {}
+    app = drv.model.app_bag()
+    assert (app[peers.CA_KEY], app[peers.CA_NEXT_KEY]) == (old.pem, new.pem)
+    assert peers.CA_PREVIOUS_KEY not in app
+    assert drv.call('drv/0', 'get_ca') == old.pem + new.pem
+    for unit in ('drv/1', 'drv/2'):
+        drv.run(unit, 'tls-relation-changed', remote='drv/0')
+        assert drv.call(unit, 'get_ca') == old.pem + new.pem
+        assert drv.model.bag(unit)[peers.CA_ACK_KEY] == ca_digest(new.pem)
+        assert drv.call('drv/0', 'get_csr_map') == {} or unit == 'drv/2'
+    assert sorted(drv.call('drv/0', 'get_csr_map')) == ['drv/0', 'drv/1', 'drv/2']
+    app = drv.model.app_bag()
+    assert (app[peers.CA_KEY], app[peers.CA_PREVIOUS_KEY]) == (new.pem, old.pem)
+    assert peers.CA_NEXT_KEY not in app
+    drv.use_ca(new)
+    drv.control('drv/0', sign=True)
+    drv.run('drv/0', 'update-status')
+    drv.settle()
+    for unit in drv.model.units:
+        assert issued_by(new, drv.cert(unit)) and belongs_to_key(drv, unit, drv.cert(unit))
+        assert drv.call(unit, 'get_ca') == new.pem + old.pem
+
+
 def test_new_ca_gets_every_unit_a_certificate_from_it(make):
     drv = make(units=3)
-    other = pki.make_ca('other CA')
+    old, other = drv.ca, pki.make_ca('other CA')
     drv.use_ca(other)
     drv.run('drv/0', 'update-status')
     drv.settle()
     for unit in drv.model.units:
         assert issued_by(other, drv.cert(unit)) and belongs_to_key(drv, unit, drv.cert(unit))
-        assert drv.call(unit, 'get_ca') == other.pem
+        assert drv.call(unit, 'get_ca') == other.pem + old.pem
+
+
+def test_every_two_units_accept_each_other_after_every_hook_of_a_rotation(make):
+    """The point of the phases: whatever hook has run, each unit's
+    certificate is signed by a CA the other unit trusts, both ways."""
+    drv = make(units=4)
+    drv.use_ca(pki.make_ca('new CA'))
+    drv.run('drv/0', 'update-status')
+    checked = 0
+    while drv.model.pending():
+        unit = drv.model.pending()[0][0]
+        assert drv.model.run(unit).ok
+        bundles = {unit: drv.model.kv(unit)[peers.KV_CA] for unit in drv.model.units}
+        for one in drv.model.units:
+            for other in drv.model.units:
+                assert trusted(bundles[other], drv.cert(one)), f'{other} rejects {one}'
+        checked += 1
+    assert checked >= 8 and all(issued_by(drv.ca, drv.cert(unit)) for unit in drv.model.units)
+
+
+def test_a_unit_that_joins_mid_rotation_trusts_both_and_is_waited_for(make):
+    drv = make(units=2)
+    drv.control('drv/0', sign=False)
+    old, new = drv.ca, pki.make_ca('new CA')
+    drv.call('drv/0', 'set_ca', new.pem)
+    drv.add_unit()
+    drv.run_queued('drv/2')
+    assert drv.call('drv/2', 'get_ca') == old.pem + new.pem
+    assert drv.model.bag('drv/2')[peers.CA_ACK_KEY] == ca_digest(new.pem)
+    drv.settle()
+    assert sorted(drv.call('drv/0', 'get_csr_map')) == ['drv/0', 'drv/1', 'drv/2']
+    assert drv.model.app_bag()[peers.CA_PREVIOUS_KEY] == old.pem
+
+
+def test_a_leader_change_mid_rotation_continues_it(make):
+    """The phase lives in the application bag: a new leader whose charm has
+    not yet given any CA carries the rotation on once every unit trusts the
+    new CA."""
+    drv = make(units=3)
+    old, new = drv.ca, pki.make_ca('new CA')
+    drv.control('drv/0', sign=False)
+    drv.call('drv/0', 'set_ca', new.pem)
+    drv.run('drv/1', 'tls-relation-changed', remote='drv/0')
+    drv.use_ca(new)
+    drv.model.move_leader('drv/1')
+    drv.settle()
+    assert drv.model.leader == 'drv/1' and peers.CA_NEXT_KEY not in drv.model.app_bag()
+    for unit in drv.model.units:
+        assert issued_by(new, drv.cert(unit)) and drv.call(unit, 'get_ca') == new.pem + old.pem
+
+
+def test_the_previous_ca_is_dropped_once_it_expires(make, clock):
+    drv = make(units=2)
+    short, new = pki.make_ca('short-lived CA', days=20), pki.make_ca('new CA')
+    drv.use_ca(short)
+    drv.call('drv/0', 'set_ca', short.pem, True)
+    drv.settle()
+    drv.use_ca(new)
+    drv.run('drv/0', 'update-status')
+    drv.settle()
+    assert drv.model.app_bag()[peers.CA_PREVIOUS_KEY] == short.pem
+    clock(days=21)
+    drv.run('drv/0', 'update-status')
+    drv.settle()
+    assert peers.CA_PREVIOUS_KEY not in drv.model.app_bag()
+    assert [drv.call(unit, 'get_ca') for unit in drv.model.units] == [new.pem, new.pem]
+
+
+def test_a_new_leader_with_another_ca_warns_that_the_old_one_was_lost(make):
+    """charmed-kubernetes/bundle#564: the CA key went with the old leader.
+    The new leader's charm gives another CA: a WARNING names both, and the
+    rotation keeps every pair of units talking while it re-issues."""
+    drv = make(units=3)
+    old, other = drv.ca, pki.make_ca('replacement CA')
+    drv.use_ca(other)
+    drv.model.move_leader('drv/1')
+    records = drv.settle()
+    lost = [record.unit for record in records for message in warnings([record])
+            if ca_digest(old.pem) in message and ca_digest(other.pem) in message]
+    assert lost == ['drv/1']
+    for unit in drv.model.units:
+        assert issued_by(other, drv.cert(unit)) and drv.call(unit, 'get_ca') == other.pem + old.pem
+
+
+def test_a_routine_rotation_is_no_lost_ca(make):
+    drv = make(units=2)
+    drv.use_ca(pki.make_ca('new CA'))
+    drv.run('drv/0', 'update-status')
+    assert not warnings(drv.settle())
+
+
+def ca_digest(pem):
+    return hashlib.sha256(b''.join(x509.load_pem_x509_certificate(block.encode()).public_bytes(
+        serialization.Encoding.DER) for block in pem_blocks(pem))).hexdigest()
+
+
+def pem_blocks(pem):
+    end = '-----END CERTIFICATE-----\n'
+    return [block + end for block in pem.split(end) if block.strip()]
+
+
+def trusted(bundle, cert):
+    """Whether ``cert`` verifies with one of the CAs in ``bundle`` (TLS
+    peers check the signature, not only the issuer's name)."""
+    leaf = x509.load_pem_x509_certificate(cert.encode())
+    return any(pki.verify_signature(x509.load_pem_x509_certificate(ca.encode()), leaf)
+               for ca in pem_blocks(bundle))
 
 
 def test_set_ca_refuses_a_non_leader_and_non_certificates(make):

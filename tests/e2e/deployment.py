@@ -6,11 +6,16 @@ Each test still states only its own change: :func:`play_up_to` plays the
 scenarios listed before it that have not been played, so a test run alone
 (``-k``) starts from the same state as in a full run.
 """
+import datetime
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from jujusim import Model
+from jujusim.subproc import LIBFAKETIME
 
 from e2e import pki
 
@@ -22,6 +27,9 @@ INJECTED = 'injected hook failure'  # in the traceback of a fail_next failure
 JUJU_KEYS = {'private-address', 'ingress-address', 'egress-subnets'}
 CSR_KEY = 'csr'
 CA_KEY = 'ca'
+# Rotation keys: a unit's acknowledgement, the CA a rotation replaced.
+CA_ACK_KEY = 'ca_ack'
+CA_PREVIOUS_KEY = 'ca_previous'
 CERT_KEY = '{}_signed_certificate'
 DIGEST_KEY = '{}_csr_sha256'
 CHARM_LEADER_KEYS = {'ca-cert', 'ca-key', 'ca-generation'}
@@ -77,17 +85,19 @@ class Deployment:
     def check_relation_data(self, published, ca=None, poked=()):
         """Assert that the committed relation data is wire format 2.
 
-        Unit bags hold only a ``csr`` of the layer's, and the (unit, key)
-        pairs in ``poked``, which a scenario put there itself; leader
-        settings hold nothing of the layer's. The application bag holds ``ca`` (the CA's PEM, or
-        no such key when None) and answers only for live units that have a
+        Unit bags hold only a ``csr`` of the layer's (and a ``ca_ack`` once
+        a rotation happened), and the (unit, key) pairs in ``poked``, which a
+        scenario put there itself; leader settings hold nothing of the
+        layer's. The application bag holds ``ca`` (the CA's PEM, or no such
+        key when None), after a rotation ``ca_previous``, and answers only
+        for live units that have a
         CSR, each with the digest of that CSR; for each unit in ``published``
         (``{unit: certificate}``) the answer is that certificate.
         """
         m = self.model
         for unit in m.units:
             keys = set(m.bag(unit)) - JUJU_KEYS - {key for who, key in poked if who == unit}
-            assert keys <= {CSR_KEY}, f'{unit}: {sorted(m.bag(unit))}'
+            assert keys <= {CSR_KEY, CA_ACK_KEY}, f'{unit}: {sorted(m.bag(unit))}'
         assert set(m.leader_settings) <= CHARM_LEADER_KEYS, sorted(m.leader_settings)
         bag = m.app_bag()
         if ca is None:
@@ -99,14 +109,34 @@ class Deployment:
         assert set(published) <= answered, f'no answer for {sorted(set(published) - answered)}'
         answer_keys = {template.format(unit) for unit in answered
                        for template in (CERT_KEY, DIGEST_KEY)}
-        assert set(bag) - {CA_KEY} == answer_keys, \
-            f'keys for no live unit, or half answers: {sorted((set(bag) - {CA_KEY}) ^ answer_keys)}'
+        others = set(bag) - {CA_KEY, CA_PREVIOUS_KEY}
+        assert others == answer_keys, \
+            f'keys for no live unit, or half answers: {sorted(others ^ answer_keys)}'
         for unit in answered:
             csr = m.bag(unit).get(CSR_KEY)
             assert csr and bag[DIGEST_KEY.format(unit)] == pki.csr_digest(csr), unit
         for unit, cert in published.items():
             assert x509.load_pem_x509_certificate(
                 bag[CERT_KEY.format(unit)].encode()) == cert, unit
+
+    def now(self):
+        """The time the hooks live in (the model's clock)."""
+        return pki.utc_now() + datetime.timedelta(seconds=self.model.clock_offset)
+
+    def handshake(self, server, client):
+        """pki.mtls_handshake between two units' files, at the hooks' time:
+        in a process under libfaketime once the model's clock runs ahead,
+        since OpenSSL checks validity against the clock."""
+        if not self.model.clock_offset:
+            return pki.mtls_handshake(self.tls_dir, server, client)
+        code = ('import sys; from e2e import pki; '
+                'print(pki.mtls_handshake(sys.argv[1], sys.argv[2], sys.argv[3])["server"])')
+        env = dict(os.environ, LD_PRELOAD=LIBFAKETIME, FAKETIME=f'+{self.model.clock_offset}',
+                   PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+        run = subprocess.run([sys.executable, '-c', code, str(self.tls_dir), server, client],
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, f'{client} -> {server}: {run.stderr[-2000:]}'
+        return {'server': run.stdout.strip()}
 
     def keys(self):
         """{unit: DER of the public key in its key.pem}."""

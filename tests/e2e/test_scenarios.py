@@ -153,13 +153,24 @@ def test_rekey_from_config_changed(app):
 
 
 def test_ca_rotation(app):
+    """A routine rotation never breaks a handshake: after every hook, every
+    two units complete mutual TLS with the files they have, both ways."""
     m = app.model
     old_ca, certs = m.leader_settings['ca-cert'], app.certificates()
     m.set_config(**{'ca-generation': m.config['ca-generation'] + 1})
-    m.settle()
-    assert m.leader_settings['ca-cert'] != old_ca
+    hooks = 0
+    while m.pending():
+        record = m.run(m.pending()[0][0])
+        hooks += record is not None
+        for server in m.units:
+            for client in m.units:
+                if server != client:
+                    pki.mtls_handshake(app.tls_dir, server, client)
+    assert m.leader_settings['ca-cert'] != old_ca and hooks >= 2 * len(m.units)
     after = app.check()  # checks every certificate against the new CA
     assert all(after[unit] != certs[unit] for unit in m.units)
+    ca_pem = (pki.unit_dir(app.tls_dir, m.leader) / 'ca.pem').read_text()
+    assert ca_pem == m.leader_settings['ca-cert'] + old_ca, 'ca.pem is not the new CA, then the old'
 
 
 def test_leader_move_keeps_every_certificate(app):
@@ -253,3 +264,32 @@ def test_lone_unit(fresh):
     app = fresh()
     app.deploy(1)
     app.check()  # the handshake is the unit with itself
+
+
+def test_renewal_across_months(fresh):
+    """Time passes, at the update-status rate Juju keeps: every two months
+    (past two thirds of the example's 90 days) the leader renews every
+    certificate through the example's unchanged signing handler, each unit
+    installs its new one, and every two units keep completing mutual TLS,
+    at the hooks' time. No certificate is renewed twice in a window."""
+    app = fresh()
+    app.deploy(3)
+    m = app.model
+    held = app.certificates()
+    for _ in range(3):
+        m.advance_clock(days=61)
+        for unit in m.units:
+            m.queue(unit, 'update-status')
+        app.begin()
+        m.settle()
+        app.check_hooks()
+        renewed = app.certificates()
+        for unit in m.units:
+            assert renewed[unit] != held[unit], f'{unit} was not renewed'
+            pki.check_unit(app.tls_dir, unit, now=app.now())
+            for other in m.units:
+                if other != unit:
+                    assert app.handshake(unit, other)['server'] == unit
+        signing = [r for r in app.records() if r.unit == m.leader and r.app_written]
+        assert len(signing) == 1, [(r.hook, sorted(r.app_written)) for r in signing]
+        held = renewed

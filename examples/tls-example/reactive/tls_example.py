@@ -18,6 +18,7 @@ run the hooks of many units in one process.
 import datetime
 import ipaddress
 import os
+import time
 from pathlib import Path
 
 from charmhelpers.core import hookenv
@@ -65,8 +66,9 @@ def sign_csrs(tls):
 def publish_current_ca(tls):
     """Leader: keep the CA of the current ca-generation published.
 
-    Bumping ca-generation makes ensure_ca() create a new CA; publishing it
-    makes the layer ask for every certificate again, under the new CA.
+    Bumping ca-generation makes ensure_ca() create a new CA; giving it to
+    the layer starts a rotation, after which the layer asks for every
+    certificate again, under the new CA.
     """
     if hookenv.is_leader():
         tls.set_ca(pem(ensure_ca()[1]))
@@ -249,8 +251,9 @@ def issue_certificate(ca_key, ca_cert, csr_pem):
 # --- small helpers ----------------------------------------------------------
 
 def utcnow():
-    """Timezone-aware now; certificate validity is in UTC."""
-    return datetime.datetime.now(datetime.timezone.utc)
+    """Timezone-aware now; certificate validity is in UTC. From time.time(),
+    the clock the layer reads, so a test that moves it moves both."""
+    return datetime.datetime.fromtimestamp(time.time(), datetime.timezone.utc)
 
 
 def not_after(cert):
