@@ -1,5 +1,7 @@
 """Demo (``tox -e demo``): three units of the example charm get certificates
-from their leader, then two of them complete a mutual-TLS handshake.
+from their leader, then two of them complete a mutual-TLS handshake; then
+the CA is rotated, with a handshake between every two units after every
+hook.
 
 It builds examples/tls-example with charm-build, deploys three units on
 jujusim with real hook processes, prints what every hook did, then proves the
@@ -42,6 +44,9 @@ def main():
             records = app.records()
             print_timeline(records, app.model.leader)
             problems = prove(app, records)
+            app.begin()
+            problems += rotate(app)
+            records += app.records()
     calls = sum(sum(r.calls.values()) for r in records)
     print(f'\n{len(records)} hooks, {calls} hook tool calls; '
           f'wall time {time.monotonic() - started:.1f} s')
@@ -142,6 +147,41 @@ def prove(app, records):
               f'  server presented {result["server"]}, client presented {result["client"]}')
         if (result['server'], result['client']) != (server, client):
             problems.append(f'handshake peers are {result}, expected {server} and {client}')
+    return problems
+
+
+def rotate(app):
+    """Bump ca-generation and run the rotation hook by hook, with mutual TLS
+    between every two units after each; return what failed."""
+    model = app.model
+    print('\nCA rotation (juju config tls-example ca-generation=1): after every hook, every '
+          'unit serves\nevery other over mutual TLS with the files it has')
+    model.set_config(**{'ca-generation': model.config['ca-generation'] + 1})
+    problems = []
+    while model.pending():
+        record = model.run(model.pending()[0][0])
+        if record is None:
+            continue
+        failed = []
+        for server in model.units:
+            for client in model.units:
+                if server != client:
+                    try:
+                        pki.mtls_handshake(app.tls_dir, server, client)
+                    except (pki.HandshakeError, OSError):
+                        failed.append(f'{client}->{server}')
+        pairs = len(model.units) * (len(model.units) - 1)
+        print(f'  {record.unit:14} {record.hook:26} {pairs - len(failed)}/{pairs} handshakes')
+        problems += [f'after {record.unit} {record.hook}: mTLS {pair} failed' for pair in failed]
+        problems += [f'{record.unit} {record.hook} failed:\n{record.error}'] if not record.ok else []
+    try:
+        app.check_relation_data(app.certificates(), ca=model.leader_settings['ca-cert'])
+        for unit in model.units:
+            pki.check_unit(app.tls_dir, unit)
+    except AssertionError as error:
+        problems.append(f'after the rotation: {error}')
+    else:
+        print('  every unit now holds a certificate from the new CA and trusts it and the old one')
     return problems
 
 
