@@ -374,7 +374,7 @@ class TlsPeers(RelationBase):
         """``{CA key: CA or None}`` as this leader publishes them when the
         hook ends, from what the application bag holds and this hook's
         set_ca(): the rotation's steps (README, "CA rotation")."""
-        plan = {key: _valid_ca(self._published().get(key)) for key in CA_KEYS}
+        plan = self._published_cas()
         requested, emergency = _requested_ca.get(self.relation_name, (None, False))
         if requested and (emergency or not plan[CA_KEY]):
             plan = {CA_KEY: requested, CA_NEXT_KEY: None, CA_PREVIOUS_KEY: None}
@@ -395,9 +395,7 @@ class TlsPeers(RelationBase):
         if any((hookenv.relation_get(rid=self._relation_id(), unit=unit) or {}).get(CA_ACK_KEY)
                != _ca_digest(ca) for unit in peers):
             return False
-        units = hookenv.goal_state().get('units') or {}
-        return all(unit in peers or unit == hookenv.local_unit() or about.get('status') == 'dying'
-                   for unit, about in units.items())
+        return _live_in_goal_state() <= set(peers) | {hookenv.local_unit()}
 
     def _warn_if_the_ca_was_lost(self, pem):
         """A leader whose charm gives a CA other than the published one,
@@ -450,8 +448,7 @@ class TlsPeers(RelationBase):
         live = set(hookenv.related_units(self._relation_id())) | {hookenv.local_unit()}
         unmet = {_answer_unit(key) for key in published} - live - {None}
         if unmet:
-            units = hookenv.goal_state().get('units') or {}
-            live |= {unit for unit in unmet if units.get(unit, {}).get('status', 'dying') != 'dying'}
+            live |= unmet & _live_in_goal_state()
         return live
 
     # When the hook ends ------------------------------------------------------
@@ -580,6 +577,13 @@ def _peer_csr(rid, unit):
     except ValueError as error:
         _warn(unit, CSR_KEY, error)
         return None
+
+
+def _live_in_goal_state():
+    """The units of this application that goal-state lists and that are
+    not dying: those a leader may not have met yet, and none that left."""
+    units = hookenv.goal_state().get('units') or {}
+    return {unit for unit, about in units.items() if about.get('status') != 'dying'}
 
 
 def _require_leader(method):
