@@ -9,6 +9,7 @@ is a process (a hook takes about 300 ms).
 """
 import os
 import textwrap
+import time
 
 import pytest
 from jujusim import HookRetriesExhausted, Model, NotSettled, UnsupportedToolCall
@@ -51,6 +52,7 @@ PROBE = {
         """,
     'reactive/probe.py': """\
         import subprocess
+        import time
 
         from charmhelpers.core import hookenv, unitdata
         from charms.reactive import hook, set_flag, when, when_not
@@ -132,6 +134,7 @@ PROBE = {
         def update_status():
             count = unitdata.kv().get('count', 0) + 1
             unitdata.kv().set('count', count)
+            unitdata.kv().set('clock', time.time())
             hookenv.relation_set(hookenv.relation_ids('cluster')[0], count=str(count))
 
 
@@ -968,7 +971,22 @@ def observable(model):
                 r.leader_written, r.flags,
                 [(level, text(message)) for level, message in r.logs], r.unsupported)
                for r in model.history]
-    return history, model.app_bag(), {u: (model.bag(u), model.kv(u)) for u in model.units}
+    kv = {u: {k: v for k, v in model.kv(u).items() if k != 'clock'} for u in model.units}
+    return history, model.app_bag(), {u: (model.bag(u), kv[u]) for u in model.units}
+
+
+@pytest.mark.parametrize('executor', EXECUTORS)
+def test_the_hooks_clock_runs_ahead_as_the_test_says(probe, tmp_path, executor):
+    with Model(probe, 'cluster', executor=executor, workdir=str(tmp_path)) as model:
+        unit = model.add_unit()
+        model.settle()
+        for days in (0, 61, 122):
+            before = time.time()
+            model.queue(unit, 'update-status')
+            assert model.run(unit).ok
+            assert before <= model.kv(unit)['clock'] - days * 86400 <= time.time(), days
+            model.advance_clock(days=61)
+    assert time.time() - before < 3600  # the test's own clock never moved
 
 
 def test_executors_agree(probe, tmp_path):

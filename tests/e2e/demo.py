@@ -1,7 +1,8 @@
-"""Demo (``tox -e demo``): three units of the example charm get certificates
-from their leader, then two of them complete a mutual-TLS handshake; then
-the CA is rotated, with a handshake between every two units after every
-hook.
+"""Demo (``tox -e demo``): three units of the example charm get day-long
+certificates from their leader, then two of them complete a mutual-TLS
+handshake; then 17 simulated hours pass and the layer renews every
+certificate; then the CA is rotated. During the renewal and the rotation,
+every two units complete mutual TLS after every hook, at the hooks' time.
 
 It builds examples/tls-example with charm-build, deploys three units on
 jujusim with real hook processes, prints what every hook did, then proves the
@@ -25,6 +26,7 @@ from e2e.build import build_charm  # noqa: E402
 from e2e.deployment import Deployment  # noqa: E402
 
 UNITS = 3
+LIFETIME_HOURS = 24  # the example's certificate-hours: renewed from hour 16 on
 LAYER_STATES = ('create certificate signing request', 'sign certificate signing request',
                 'signed certificate available')
 LOUD = ('WARNING', 'ERROR', 'CRITICAL')
@@ -40,13 +42,15 @@ def main():
               'charm;\nonly the hook tools (relation-get, leader-set ...) are simulated.\n')
         app = Deployment(charm, 'tls', tmp)
         with app.model:
+            app.model.set_config(**{'certificate-hours': LIFETIME_HOURS})
             app.deploy(UNITS)
             records = app.records()
             print_timeline(records, app.model.leader)
             problems = prove(app, records)
-            app.begin()
-            problems += rotate(app)
-            records += app.records()
+            for step in (renew, rotate):
+                app.begin()
+                problems += step(app)
+                records += app.records()
     calls = sum(sum(r.calls.values()) for r in records)
     print(f'\n{len(records)} hooks, {calls} hook tool calls; '
           f'wall time {time.monotonic() - started:.1f} s')
@@ -120,12 +124,13 @@ def prove(app, records):
             continue
         if 'signed certificate available' not in model.flags(unit):
             problems.append(f'{unit}: "signed certificate available" is not raised')
-        lifetime = (pki.validity(cert)[1] - pki.validity(cert)[0]).days
+        hours = (pki.validity(cert)[1] - pki.validity(cert)[0]).total_seconds() / 3600
         print(f'  {unit}{" (leader)" if unit == model.leader else ""}\n'
               f'    subject  {cert.subject.rfc4514_string()}\n'
               f'    SANs     {", ".join(str(name) for name in pki.sans(cert))}\n'
               f'    issuer   {cert.issuer.rfc4514_string()}\n'
-              f'    expiry   {pki.validity(cert)[1]:%Y-%m-%d} ({lifetime} days)\n'
+              f'    expiry   {pki.validity(cert)[1]:%Y-%m-%d %H:%M} UTC ({hours:.0f} hours, '
+              'backdated 5 minutes)\n'
               '    key      cert.pem matches key.pem: yes')
     try:
         app.check_relation_data(certs, ca=ca)
@@ -139,7 +144,7 @@ def prove(app, records):
     print(f'\nMutual TLS on 127.0.0.1: {server} serves, {client} connects; each side presents '
           'its certificate\nand trusts only its own ca.pem; the client checks the host name')
     try:
-        result = pki.mtls_handshake(tls_dir, server, client)
+        result = app.handshake(server, client)
     except (pki.HandshakeError, OSError) as error:  # OSError: files missing or unusable
         problems.append(f'mTLS {server} <- {client}: {error!r}')
     else:
@@ -150,6 +155,31 @@ def prove(app, records):
     return problems
 
 
+def renew(app):
+    """Let 17 of the certificates' 24 hours pass, then run update-status on
+    every unit and what follows, hook by hook; return what failed."""
+    model = app.model
+    held = app.certificates()
+    model.advance_clock(hours=17)
+    print(f'\nRenewal: 17 simulated hours later (past two thirds of {LIFETIME_HOURS} hours), '
+          'update-status runs\non every unit; after every hook, every unit serves every other '
+          'over mutual TLS')
+    for unit in model.units:
+        model.queue(unit, 'update-status')
+    problems = run_with_handshakes(app)
+    renewed = app.certificates()
+    for unit in model.units:
+        try:
+            cert = pki.check_unit(app.tls_dir, unit, now=app.now())
+        except AssertionError as error:
+            problems.append(f'after the renewal: {error}')
+            continue
+        if renewed[unit] == held[unit]:
+            problems.append(f'{unit}: its certificate was not renewed')
+        print(f'  {unit:14} renewed, valid until {pki.validity(cert)[1]:%Y-%m-%d %H:%M} UTC')
+    return problems
+
+
 def rotate(app):
     """Bump ca-generation and run the rotation hook by hook, with mutual TLS
     between every two units after each; return what failed."""
@@ -157,6 +187,22 @@ def rotate(app):
     print('\nCA rotation (juju config tls-example ca-generation=1): after every hook, every '
           'unit serves\nevery other over mutual TLS with the files it has')
     model.set_config(**{'ca-generation': model.config['ca-generation'] + 1})
+    problems = run_with_handshakes(app)
+    try:
+        app.check_relation_data(app.certificates(), ca=model.leader_settings['ca-cert'])
+        for unit in model.units:
+            pki.check_unit(app.tls_dir, unit, now=app.now())
+    except AssertionError as error:
+        problems.append(f'after the rotation: {error}')
+    else:
+        print('  every unit now holds a certificate from the new CA and trusts it and the old one')
+    return problems
+
+
+def run_with_handshakes(app):
+    """Run the queued hooks one by one; after each, every unit serves every
+    other over mutual TLS at the hooks' time. Return what failed."""
+    model = app.model
     problems = []
     while model.pending():
         record = model.run(model.pending()[0][0])
@@ -167,21 +213,13 @@ def rotate(app):
             for client in model.units:
                 if server != client:
                     try:
-                        pki.mtls_handshake(app.tls_dir, server, client)
+                        app.handshake(server, client)
                     except (pki.HandshakeError, OSError):
                         failed.append(f'{client}->{server}')
         pairs = len(model.units) * (len(model.units) - 1)
         print(f'  {record.unit:14} {record.hook:26} {pairs - len(failed)}/{pairs} handshakes')
         problems += [f'after {record.unit} {record.hook}: mTLS {pair} failed' for pair in failed]
         problems += [f'{record.unit} {record.hook} failed:\n{record.error}'] if not record.ok else []
-    try:
-        app.check_relation_data(app.certificates(), ca=model.leader_settings['ca-cert'])
-        for unit in model.units:
-            pki.check_unit(app.tls_dir, unit)
-    except AssertionError as error:
-        problems.append(f'after the rotation: {error}')
-    else:
-        print('  every unit now holds a certificate from the new CA and trusts it and the old one')
     return problems
 
 

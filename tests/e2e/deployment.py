@@ -7,15 +7,11 @@ scenarios listed before it that have not been played, so a test run alone
 (``-k``) starts from the same state as in a full run.
 """
 import datetime
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from jujusim import Model
-from jujusim.subproc import LIBFAKETIME
 
 from e2e import pki
 
@@ -124,19 +120,8 @@ class Deployment:
         return pki.utc_now() + datetime.timedelta(seconds=self.model.clock_offset)
 
     def handshake(self, server, client):
-        """pki.mtls_handshake between two units' files, at the hooks' time:
-        in a process under libfaketime once the model's clock runs ahead,
-        since OpenSSL checks validity against the clock."""
-        if not self.model.clock_offset:
-            return pki.mtls_handshake(self.tls_dir, server, client)
-        code = ('import sys; from e2e import pki; '
-                'print(pki.mtls_handshake(sys.argv[1], sys.argv[2], sys.argv[3])["server"])')
-        env = dict(os.environ, LD_PRELOAD=LIBFAKETIME, FAKETIME=f'+{self.model.clock_offset}',
-                   PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-        run = subprocess.run([sys.executable, '-c', code, str(self.tls_dir), server, client],
-                             env=env, capture_output=True, text=True, timeout=60)
-        assert run.returncode == 0, f'{client} -> {server}: {run.stderr[-2000:]}'
-        return {'server': run.stdout.strip()}
+        """pki.mtls_handshake between two units' files at the hooks' time."""
+        return pki.mtls_handshake(self.tls_dir, server, client, at=self.now())
 
     def keys(self):
         """{unit: DER of the public key in its key.pem}."""

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 HANDSHAKE_TIMEOUT = 10.0  # seconds, for every blocking step of a handshake
+X509_V_FLAG_NO_CHECK_TIME = 0x200000  # OpenSSL's x509_vfy.h; the ssl module has no name for it
 
 CA = namedtuple('CA', 'key cert pem')
 
@@ -83,7 +84,7 @@ def check_unit(tls_dir, unit, ca_pem=None, now=None):
 
 
 def mtls_handshake(tls_dir, server_unit, client_unit, server_hostname='localhost',
-                   timeout=HANDSHAKE_TIMEOUT):
+                   timeout=HANDSHAKE_TIMEOUT, at=None):
     """Run a real mutual-TLS exchange between two units' files on 127.0.0.1.
 
     The server requires a client certificate, the client checks the server's
@@ -91,6 +92,11 @@ def mtls_handshake(tls_dir, server_unit, client_unit, server_hostname='localhost
     peers of a deployed application would do. Returns the peer subjects, TLS
     version and cipher; raises HandshakeError (with both sides' errors) when
     any step fails. Every blocking step is bounded by ``timeout``.
+
+    ``at`` (a datetime) runs the exchange at a simulated time: OpenSSL, which
+    only knows the real clock, checks chains, signatures and names, and
+    ``_check_times`` then checks each side's validity and that of the CA
+    that issued it at ``at``, as OpenSSL would have then.
     """
     sdir, cdir = unit_dir(tls_dir, server_unit), unit_dir(tls_dir, client_unit)
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -103,6 +109,9 @@ def mtls_handshake(tls_dir, server_unit, client_unit, server_hostname='localhost
     client_ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     client_ctx.load_cert_chain(str(cdir / 'cert.pem'), str(cdir / 'key.pem'))
     client_ctx.load_verify_locations(cafile=str(cdir / 'ca.pem'))
+    if at is not None:
+        for ctx in (server_ctx, client_ctx):
+            ctx.verify_flags |= X509_V_FLAG_NO_CHECK_TIME
 
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.settimeout(timeout)
@@ -118,6 +127,7 @@ def mtls_handshake(tls_dir, server_unit, client_unit, server_hostname='localhost
             conn.settimeout(timeout)
             with server_ctx.wrap_socket(conn, server_side=True) as tls:
                 server['peer'] = _subject_cn(tls.getpeercert())
+                server['der'] = tls.getpeercert(binary_form=True)
                 if _recv_exactly(tls, 4) == b'ping':
                     tls.sendall(b'pong')
         except Exception as exc:  # reported to the caller, with the client's
@@ -134,7 +144,8 @@ def mtls_handshake(tls_dir, server_unit, client_unit, server_hostname='localhost
                 # the client's handshake is done: only this read tells.
                 reply = _recv_exactly(tls, 4)
                 client.update(peer=_subject_cn(tls.getpeercert()), version=tls.version(),
-                              cipher=tls.cipher()[0], reply=reply)
+                              cipher=tls.cipher()[0], reply=reply,
+                              der=tls.getpeercert(binary_form=True))
     except Exception as exc:
         client['error'] = exc
     finally:
@@ -147,8 +158,24 @@ def mtls_handshake(tls_dir, server_unit, client_unit, server_hostname='localhost
                              'server: {!r}'.format(server_unit, client_unit,
                                                    client.get('error', client.get('reply')),
                                                    server.get('error')))
+    if at is not None:
+        _check_times(at, client['der'], cdir / 'ca.pem', f'{server_unit} (server)')
+        _check_times(at, server['der'], sdir / 'ca.pem', f'{client_unit} (client)')
     return {'server': client['peer'], 'client': server['peer'],
             'version': client['version'], 'cipher': client['cipher']}
+
+
+def _check_times(at, peer_der, ca_path, who):
+    """Raise HandshakeError unless the certificate a side presented, and a CA
+    of the verifier's bundle that signed it, are both valid at ``at``."""
+    cert = x509.load_der_x509_certificate(peer_der)
+    before, after = validity(cert)
+    if not before <= at <= after:
+        raise HandshakeError(f'{who}: certificate valid {before} .. {after}, not at {at}')
+    issuers = [ca for ca in x509.load_pem_x509_certificates(ca_path.read_bytes())
+               if ca.subject == cert.issuer and verify_signature(ca, cert)]
+    if not any(validity(ca)[0] <= at <= validity(ca)[1] for ca in issuers):
+        raise HandshakeError(f'{who}: no CA that signed its certificate is valid at {at}')
 
 
 # --- small certificate helpers ----------------------------------------------

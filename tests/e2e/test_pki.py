@@ -18,6 +18,7 @@ from e2e.pki import (
     mtls_handshake,
     sign,
     unit_dir,
+    utc_now,
     write_unit,
 )
 
@@ -116,3 +117,35 @@ def test_mtls_handshake_rejects_other_ca(tls_dir, server, client):
 def test_mtls_handshake_checks_hostname(tls_dir):
     with pytest.raises(HandshakeError, match='(?i)hostname|match'):
         mtls_handshake(tls_dir, 'app/0', 'app/1', server_hostname='db.example')
+
+
+def days_from_now(days):
+    return utc_now() + datetime.timedelta(days=days)
+
+
+def test_mtls_handshake_at_a_simulated_time_checks_validity_then(tls_dir):
+    """Certificates signed for 90 days: fine at day 80, refused at day 91
+    although OpenSSL's real clock would still accept them."""
+    assert mtls_handshake(tls_dir, 'app/0', 'app/1', at=days_from_now(80))['server'] == 'app/0'
+    with pytest.raises(HandshakeError, match='app/0 \\(server\\): certificate valid'):
+        mtls_handshake(tls_dir, 'app/0', 'app/1', at=days_from_now(91))
+    with pytest.raises(HandshakeError, match='not at'):
+        mtls_handshake(tls_dir, 'app/0', 'app/1', at=days_from_now(-1))
+
+
+def test_mtls_handshake_at_a_simulated_time_needs_a_ca_valid_then(tmp_path):
+    short = make_ca('app CA', days=30)
+    for unit in UNITS:
+        key = make_key()
+        write_unit(tmp_path, unit, key, sign(short, make_csr(key, unit)), short.pem)
+    mtls_handshake(tmp_path, 'app/0', 'app/1', at=days_from_now(29))
+    with pytest.raises(HandshakeError, match='no CA that signed'):
+        mtls_handshake(tmp_path, 'app/0', 'app/1', at=days_from_now(31))
+
+
+def test_mtls_handshake_at_a_simulated_time_still_checks_the_chain(tls_dir):
+    other = make_ca('app CA')
+    key = make_key()
+    write_unit(tls_dir, 'rogue/0', key, sign(other, make_csr(key, 'rogue/0')), other.pem)
+    with pytest.raises(HandshakeError, match='(?i)verif'):
+        mtls_handshake(tls_dir, 'app/0', 'rogue/0', timeout=5, at=days_from_now(1))

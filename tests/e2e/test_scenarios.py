@@ -55,7 +55,7 @@ class Deployment(BaseDeployment):
         self.check_relation_data(certs, ca=ca_pem, poked=poked)
         followers = [u for u in m.units if u != m.leader]
         client = (followers or [m.leader])[-1]
-        result = pki.mtls_handshake(self.tls_dir, m.leader, client)
+        result = self.handshake(m.leader, client)
         assert (result['server'], result['client']) == (m.leader, client)
         return certs
 
@@ -165,7 +165,7 @@ def test_ca_rotation(app):
         for server in m.units:
             for client in m.units:
                 if server != client:
-                    pki.mtls_handshake(app.tls_dir, server, client)
+                    app.handshake(server, client)
     assert m.leader_settings['ca-cert'] != old_ca and hooks >= 2 * len(m.units)
     after = app.check()  # checks every certificate against the new CA
     assert all(after[unit] != certs[unit] for unit in m.units)

@@ -150,7 +150,7 @@ class InProcessExecutor:
         try:
             process.enter_hook(spec, storage, _ToolRouter(hook_tools, output))
             if offset:
-                time.time = lambda: real_time() + offset
+                time.time = _site.clock_ahead(offset, real_time)
             with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
                 try:
                     exec(code, {'__name__': '__main__', '__file__': spec.hook_path,

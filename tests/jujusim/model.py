@@ -122,7 +122,7 @@ DEFAULT_JUJU = '3'
 ENV_SELF_NOTIFY = 'JUJUSIM_SELF_NOTIFY'
 DEFAULT_SELF_NOTIFY = False
 # Seconds the hooks' clock runs ahead of the real one (Model.advance_clock),
-# for the executors; unset while it is 0.
+# for the executors and site/sitecustomize.py; unset while it is 0.
 ENV_CLOCK_OFFSET = 'JUJUSIM_CLOCK_OFFSET'
 MODEL_NAME = 'jujusim'
 MODEL_UUID = 'a5a1e1e0-1e55-4c0d-8e11-1e55c0de0000'
@@ -456,8 +456,8 @@ class Model:
 
     def advance_clock(self, **delta):
         """Move the hooks' clock ahead (``days=61``, as datetime.timedelta
-        takes it): later hooks run that far after the real time, in process
-        (time.time patched) or as processes (Debian's libfaketime). Tests
+        takes it): in later hooks, in process or as processes, time.time()
+        runs that far ahead of the real time (site/sitecustomize.py). Tests
         never sleep."""
         self.clock_offset += int(datetime.timedelta(**delta).total_seconds())
 

@@ -6,9 +6,9 @@ directory and the environment the model built, plus:
 * ``$JUJUSIM_CONTEXT``: the context file the hook tools answer from and
   append their events to (see ``tools.py``);
 * ``$PYTHONPATH``: ``site/``, whose ``sitecustomize`` patches charmhelpers'
-  platform check and, with ``$JUJUSIM_FAIL``, makes the hook fail at its end;
-* once the model's clock runs ahead, Debian's libfaketime (``$LD_PRELOAD``,
-  ``$FAKETIME``), so the whole process, hook tools included, lives then.
+  platform check, runs ``time.time()`` ahead by ``$JUJUSIM_CLOCK_OFFSET``
+  once the model's clock runs ahead and, with ``$JUJUSIM_FAIL``, makes the
+  hook fail at its end.
 
 This is the reference for the in-process executor: slower (a Python start-up
 per hook and per hook tool call) but with nothing shared between hooks
@@ -20,12 +20,11 @@ import sqlite3
 import subprocess
 
 from . import tools
-from .model import ENV_CLOCK_OFFSET, HookResult, JujuSimError, kv_rows
+from .model import HookResult, kv_rows
 
 SITE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'site')
 ENV_FAIL = 'JUJUSIM_FAIL'  # read by site/sitecustomize.py
 HOOK_TIMEOUT = 600  # seconds
-LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1'  # Debian's libfaketime
 
 
 class SubprocessExecutor:
@@ -47,12 +46,6 @@ class SubprocessExecutor:
         env['PYTHONPATH'] = SITE_DIR
         if spec.fail:
             env[ENV_FAIL] = '1'
-        if env.get(ENV_CLOCK_OFFSET):
-            if not os.path.exists(LIBFAKETIME):
-                raise JujuSimError(f'the clock runs ahead, and there is no {LIBFAKETIME} '
-                                   '(apt-get install libfaketime)')
-            env['LD_PRELOAD'] = LIBFAKETIME
-            env['FAKETIME'] = '+' + env[ENV_CLOCK_OFFSET]  # seconds ahead
         proc = subprocess.run([spec.hook_path], cwd=spec.unit.charm_dir, env=env,
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, timeout=HOOK_TIMEOUT)

@@ -28,7 +28,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-CERT_LIFETIME = datetime.timedelta(days=90)
 # Backdate certificates a little so peers whose clocks lag still accept them.
 CLOCK_SKEW = datetime.timedelta(minutes=5)
 
@@ -234,7 +233,8 @@ def issue_certificate(ca_key, ca_cert, csr_pem):
                .public_key(csr.public_key())
                .serial_number(x509.random_serial_number())
                .not_valid_before(now - CLOCK_SKEW)
-               .not_valid_after(now + CERT_LIFETIME)
+               .not_valid_after(now + datetime.timedelta(
+                   hours=hookenv.config('certificate-hours')))
                .add_extension(x509.BasicConstraints(ca=False, path_length=None),
                               critical=True)
                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,

@@ -14,10 +14,15 @@ same way.
   ``Storage.flush()`` raises. ``charms.reactive.main()`` commits unit data
   once, after all handlers and atexit callbacks ran, so the hook fails at its
   very end, its unit data is not committed and the process exits non-zero.
+* ``advance_clock``: with ``$JUJUSIM_CLOCK_OFFSET`` set, ``time.time()`` runs
+  that many seconds ahead. It is the only clock the layer and the example
+  charm read (``datetime.now()`` and non-Python tools keep the real time).
 """
 import os
+import time
 
 ENV_FAIL = 'JUJUSIM_FAIL'
+ENV_CLOCK_OFFSET = 'JUJUSIM_CLOCK_OFFSET'
 
 
 class InjectedFailure(RuntimeError):
@@ -42,6 +47,13 @@ def patch_platform():
     osplatform.get_platform = get_platform
 
 
+def clock_ahead(offset, clock=time.time):
+    """A ``time.time`` that runs ``offset`` seconds ahead of ``clock``."""
+    def ahead():
+        return clock() + offset
+    return ahead
+
+
 def failing_flush(flush):
     """Wrap ``Storage.flush`` so that committing raises :class:`InjectedFailure`."""
     def flush_or_fail(self, save=True):
@@ -53,6 +65,8 @@ def failing_flush(flush):
 
 if __name__ == 'sitecustomize' and os.environ.get('JUJUSIM_CONTEXT'):
     patch_platform()
+    if os.environ.get(ENV_CLOCK_OFFSET):
+        time.time = clock_ahead(int(os.environ[ENV_CLOCK_OFFSET]))
     if os.environ.get(ENV_FAIL):
         from charmhelpers.core import unitdata
         unitdata.Storage.flush = failing_flush(unitdata.Storage.flush)
