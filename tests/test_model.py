@@ -11,8 +11,11 @@ leadership between hooks, or while the leader runs its next hook (Juju then
 refuses that hook's ``relation-set --app``, and it fails); deliver any
 queued hook in any order Juju allows; fail a hook (it is retried); deliver a
 hook twice; stop and restart a unit's agent; re-key one unit or all; rotate
-the CA (a new ca-generation); let a day or a month pass (update-status runs
-on every unit meanwhile, as Juju runs it every few minutes); run
+the CA (a new ca-generation), routinely or, a quarter of the time, as an
+emergency (the example's ca-emergency: the old CA is dropped at once); let a
+day or a month pass (update-status is queued on every unit meanwhile, as
+Juju runs it every few minutes); live through one or four months as Juju
+would, every ten days update-status on every unit and every hook run; run
 update-status; write into a unit's bag (junk for its CSR, or
 answers from a rogue CA, for itself or another unit: never to be used) and
 into the application bag (junk, or a wrong answer: to be refused; or a valid
@@ -57,7 +60,10 @@ there iff it has a CSR pending (after a leader's hook, none is, but during a
 rotation, when nothing is issued until every unit trusts the next CA; an
 answer past two thirds of its lifetime is pending); every two units that
 hold a certificate accept each other (each one's certificate verifies with
-a CA the other trusts: a rotation never breaks a handshake); a hook runs
+a CA the other trusts: a routine rotation never breaks a handshake; an
+emergency one is allowed its window, until each unit holds a certificate
+that is not from a CA it dropped); while hooks run at the update-status
+rate, no unit holds an expired certificate; a hook runs
 ``relation-set`` at most once per bag and writes only changes; it writes
 only ``csr`` into its bag, and during a rotation ``ca_ack`` (upgrade-charm
 also removes the original leader's answers); the leader writes answers only
@@ -73,7 +79,8 @@ After settling, with every unit on this layer and none stalled (the
 ``settle`` rule, and at teardown once every unit is upgraded): every
 live unit publishes its current CSR and holds a valid certificate (at the
 model's clock) for its key from the current CA, with the files to match, and
-trusts that CA and the one a rotation replaced, nothing else; the
+trusts that CA and the one a routine rotation replaced, nothing else, and
+no CA an emergency rotation dropped is left in any bag; the
 application bag holds those and exactly the live units' answers, each the
 certificate its unit holds;
 the three states are ``signed certificate available`` alone, on every unit;
@@ -160,7 +167,7 @@ ORIGINAL_LAYER = (Path(__file__).parent / 'original_peers.py').read_text() + '''
 
 # Added by tests/test_model.py: the example charm calls these, which the
 # original layer lacks; neither touches the relation.
-TlsPeers.set_ca = lambda self, ca: None
+TlsPeers.set_ca = lambda self, ca, emergency=False: None
 TlsPeers.get_ca = lambda self: None
 '''
 MAX_SETTLE_HOOKS = 2000
@@ -274,6 +281,8 @@ class TlsModel(RuleBasedStateMachine):
         self.issuers = {}  # certificate -> DER of the CA (in self.cas) that signed it, or None
         self.trust = {}  # (CA bundle, certificate) -> whether the certificate verifies with it
         self.app_cas = set()  # DER of every CA the application bag published
+        self.compromised = set()  # DER of the CAs an emergency rotation dropped
+        self.at_rate = False  # whether update-status runs every day (live_through)
         self.rekeys = 0
         self.stalled = None  # a unit whose agent runs no hooks for now
         # The clock of the layer and the example (time.time()), moved by advance_time.
@@ -381,9 +390,14 @@ class TlsModel(RuleBasedStateMachine):
         (udir / 'key-generation').write_text(str(-self.rekeys))
         self.model.queue(unit, 'update-status')
 
-    @rule()
-    def new_ca(self):
-        self.model.set_config(**{'ca-generation': self.model.config['ca-generation'] + 1})
+    @rule(emergency=st.integers(0, 3).map(lambda n: n == 3))
+    def new_ca(self, emergency=False):
+        """Rotate the CA (a new ca-generation); a quarter of the time as an
+        emergency (the example's ca-emergency): when the leader makes the
+        new CA with it set, every CA before is compromised, and dropped at
+        once."""
+        self.model.set_config(**{'ca-generation': self.model.config['ca-generation'] + 1,
+                                 'ca-emergency': emergency})
 
     @rule(days=st.sampled_from([1, 30]))
     def advance_time(self, days):
@@ -392,6 +406,23 @@ class TlsModel(RuleBasedStateMachine):
         self.offset += days * 86400
         for unit in self.model.units:
             self.model.queue(unit, 'update-status')
+
+    @precondition(lambda self: self.stalled is None and not self._originals())
+    @rule(days=st.sampled_from([30, 120]))
+    def live_through(self, days):
+        """Time passes as Juju lives it: every 10 days (the example's 90-day
+        certificates are due from day 60), update-status on every unit, and
+        every hook run. No unit may then hold an expired certificate after
+        any hook."""
+        self.at_rate = True
+        try:
+            for _ in range(days // 10):
+                self.offset += 10 * 86400
+                for unit in self.model.units:
+                    self.model.queue(unit, 'update-status')
+                self._settle()
+        finally:
+            self.at_rate = False
 
     @rule(i=UNIT)
     def update_status(self, i):
@@ -532,6 +563,8 @@ class TlsModel(RuleBasedStateMachine):
         settings = self.model.leader_settings
         if settings.get('ca-cert'):
             self.cas.setdefault(cert_der(settings['ca-cert']), len(self.cas))
+        if record.leader_written.get('ca-cert') and self.model.config['ca-emergency']:
+            self.compromised.update(set(self.cas) - {cert_der(settings['ca-cert'])})
         for key, value in record.leader_written.items():
             assert key == CA_KEY_SETTING or 'PRIVATE KEY' not in (value or ''), \
                 f'{what} leader-set a private key in {key}'
@@ -552,6 +585,8 @@ class TlsModel(RuleBasedStateMachine):
             self._check_leader_hook(record, what, app_before, kv)
         self._check_stored(record, what, kv, leads)
         self._check_mutual_trust(what)
+        if self.at_rate:
+            self._check_unexpired(what)
 
     def _check_writes(self, record, what, bag_before, app_before):
         """One relation-set per bag at most, only changes, and in the unit's
@@ -697,11 +732,20 @@ class TlsModel(RuleBasedStateMachine):
         held = {}
         for unit in self._upgraded():
             kv = self.model.kv(unit)
-            if kv.get(KV_SERVER_CERT) and kv.get(KV_CA) and self._issuer(kv[KV_SERVER_CERT]) in self.app_cas:
+            issuer = kv.get(KV_SERVER_CERT) and self._issuer(kv[KV_SERVER_CERT])
+            if kv.get(KV_CA) and issuer in self.app_cas - self.compromised:
                 held[unit] = (kv[KV_SERVER_CERT], kv[KV_CA])
         for one, (cert, _) in held.items():
             for other, (_, bundle) in held.items():
                 assert self._trusts(bundle, cert), f'after {what}, {other} rejects {one}'
+
+    def _check_unexpired(self, what):
+        """While hooks run at the update-status rate, every unit holds a
+        certificate that has not expired."""
+        for unit in self.model.units:
+            cert = self.model.kv(unit).get(KV_SERVER_CERT)
+            assert not cert or lifetime_passed(cert) < 1, \
+                f'after {what}, {unit} holds an expired certificate'
 
     def _trusts(self, bundle, cert):
         """Whether ``cert`` verifies with a CA of ``bundle``; memoized, as
@@ -728,6 +772,9 @@ class TlsModel(RuleBasedStateMachine):
         previous = app.get(CA_PREVIOUS)
         assert not previous or (cert_der(previous) in self.cas and previous != ca), \
             f'{CA_PREVIOUS}: {previous}'
+        for key in ('ca', CA_NEXT, CA_PREVIOUS):
+            assert not set(bundle_ders(app.get(key))) & self.compromised, \
+                f'{key} holds a CA an emergency rotation dropped'
         wanted = answers | {'ca'} | ({CA_PREVIOUS} if previous else set())
         assert set(app) == wanted, \
             f'the application bag lacks {sorted(wanted - set(app))}, holds {sorted(set(app) - wanted)}'
@@ -1027,3 +1074,39 @@ def test_a_new_leader_waits_for_units_it_has_not_met_to_trust_a_new_ca(charm, tm
         lambda s: s.settle(), lambda s: s.add_unit(), lambda s: s.rekey(i=3), lambda s: s.add_unit(),
         lambda s: s.add_unit(), lambda s: s.add_unit(), lambda s: s.move_leader_mid_hook(i=0),
         lambda s: s.new_ca()])
+
+
+@SELF_NOTIFY
+def test_an_emergency_rotation_leaves_no_trace_of_the_compromised_ca(charm, tmp_path, self_notify):
+    """An emergency rotation on three settled units, with a leader move and
+    a unit added in its window: once settled, no bag and no unit trusts a
+    CA from before it (the settled checks), while the mutual-trust check
+    after every hook leaves out only the certificates of the dropped CA."""
+    state = TlsModel(charm, str(tmp_path), self_notify)
+    try:
+        for step in (lambda: state.deploy(original=False), state.add_unit, state.add_unit,
+                     state.settle, lambda: state.new_ca(emergency=True),
+                     lambda: state.deliver(picks=[0, 1, 2]), lambda: state.move_leader(i=1, fail=False),
+                     state.add_unit, state.settle):
+            step()
+        assert len(state.compromised) == 1 and not state.model.app_bag().get(CA_PREVIOUS)
+    finally:
+        state.teardown()
+
+
+@SELF_NOTIFY
+def test_certificates_never_expire_while_update_status_runs(charm, tmp_path, self_notify):
+    """Four years at the update-status rate (the live_through rule, every
+    ten days) with a routine rotation in the middle: each certificate is
+    renewed in time, and once per renewal window."""
+    state = TlsModel(charm, str(tmp_path), self_notify)
+    try:
+        for step in (lambda: state.deploy(original=False), state.add_unit, state.add_unit,
+                     state.settle, lambda: state.live_through(days=720), state.new_ca,
+                     lambda: state.live_through(days=720)):
+            step()
+        renewals = [r for r in state.model.history if r.unit == state.model.leader
+                    and any(key.endswith('_signed_certificate') for key in r.app_written)]
+        assert len(renewals) >= 2 * 720 // 70, len(renewals)
+    finally:
+        state.teardown()

@@ -49,7 +49,7 @@ def sign_csrs(tls):
     ca_key, ca_cert = ensure_ca()
     # Publishing an unchanged CA is a no-op; after a leader change this is
     # the same CA as before, because it lives in leader settings.
-    tls.set_ca(pem(ca_cert))
+    give_ca(tls, ca_cert)
     for unit, csr_pem in tls.get_csr_map().items():
         try:
             cert = issue_certificate(ca_key, ca_cert, csr_pem)
@@ -70,7 +70,15 @@ def publish_current_ca(tls):
     certificate again, under the new CA.
     """
     if hookenv.is_leader():
-        tls.set_ca(pem(ensure_ca()[1]))
+        give_ca(tls, ensure_ca()[1])
+
+
+def give_ca(tls, ca_cert):
+    """Give the layer the CA to issue under. With ca-emergency set, a new
+    CA replaces the old one at once instead of in a rotation (the old key
+    is compromised): handshakes between units fail until each has its new
+    certificate."""
+    tls.set_ca(pem(ca_cert), emergency=hookenv.config('ca-emergency'))
 
 
 @when('signed certificate available')
