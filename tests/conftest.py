@@ -1,30 +1,25 @@
-"""Test set-up shared by every test module.
-
-charmhelpers 1.2.1 refuses to import on Debian (its platform check knows
-only lowercase 'debian'); our machines are Debian while charms run on
-Ubuntu. Patch the check before anything imports charms.reactive. The hook
-processes of the end-to-end tests get the same patch from
-tests/jujusim/site/sitecustomize.py.
+"""Test set-up shared by every test module: tests/ and the checkout on
+sys.path, so that ``support`` (which patches charmhelpers' platform check on
+import, see tests/support/__init__.py) and ``peers`` import, and fixtures.
 """
 import datetime
 import os
 import sys
 import time
 
-import charmhelpers.osplatform
 import pytest
-
-charmhelpers.osplatform.get_platform = lambda: 'ubuntu'
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, TESTS)
 sys.path.insert(0, os.path.dirname(TESTS))
 
+import support  # noqa: E402,F401  (before anything imports charms.reactive)
+
 
 @pytest.fixture
 def make(tmp_path):
-    """A factory of tests/driver.py drivers, each closed after the test."""
-    from driver import Driver
+    """A factory of tests/support/driver.py drivers, each closed after the test."""
+    from support.driver import Driver
 
     made = []
 
@@ -39,7 +34,7 @@ def make(tmp_path):
 
 @pytest.fixture
 def clock(monkeypatch):
-    """The clock of the layer and of tests/e2e/pki.py (both read
+    """The clock of the layer and of tests/support/pki.py (both read
     time.time()), for hooks run in process: ``clock(days=61)`` moves it
     that far ahead of the real one. Tests never sleep."""
     real = time.time

@@ -16,25 +16,31 @@ already had, and its hook succeeds. Positive controls check that odd but
 valid PEM (CRLF, blank lines, other line lengths, a chain) is accepted.
 """
 import base64
-import hashlib
 import json
 import textwrap
 from collections import namedtuple
 
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from driver import AVAILABLE, SIGN
-from e2e import pki
+from support import pki
+from support.hostile import (
+    APP_BAG,
+    CERT_KEY,
+    DIGEST_KEY,
+    FOLLOWER,
+    LEADER,
+    THIRD,
+    armor,
+    assert_ignored,
+    poke_app,
+    secrets,
+    snapshot,
+    warned,
+)
+from support.pki import csr_digest, public_key
 
 import peers
-
-LEADER, FOLLOWER, THIRD = 'drv/0', 'drv/1', 'drv/2'
-# The follower's answer keys, the ones direction B attacks.
-CERT_KEY = peers.CERT_KEY.format(FOLLOWER)
-DIGEST_KEY = peers.CSR_DIGEST_KEY.format(FOLLOWER)
-# How warnings name the writer of an application-bag value.
-APP_BAG = peers._APP_BAG
+from peers import CERT_AVAILABLE
 
 #: What a bad value is made from: ``good`` is a valid PEM of the kind the key
 #: carries, ``other`` a valid PEM of another kind, ``key`` a private key PEM.
@@ -53,12 +59,6 @@ def body(pem):
 
 def der(pem):
     return base64.b64decode(''.join(body(pem)))
-
-
-def armor(name, data, width=64):
-    text = base64.b64encode(data).decode()
-    lines = [text[i:i + width] for i in range(0, len(text), width)]
-    return '\n'.join([f'-----BEGIN {name}-----'] + lines + [f'-----END {name}-----']) + '\n'
 
 
 def length_overflow(data):
@@ -141,73 +141,6 @@ ODD_BUT_VALID = {
 }
 
 
-def csr_digest(csr_pem):
-    return hashlib.sha256(der(csr_pem)).hexdigest()
-
-
-def public_key(cert_pem):
-    return pki.public_der(x509.load_pem_x509_certificate(cert_pem.encode()).public_key())
-
-
-# -- what every bad input must end with -----------------------------------------
-
-def snapshot(drv, unit):
-    """What a bad input must leave as it was on ``unit``: its unit data,
-    states and bag, and on the leader the application bag it writes."""
-    state = {'kv': drv.kv(unit), 'flags': drv.flags(unit), 'bag': drv.model.bag(unit)}
-    if unit == drv.model.leader:
-        state['app'] = drv.model.app_bag()
-    return state
-
-
-def warned(records, writer, key):
-    """WARNING lines of ``records`` that blame ``key`` on ``writer`` (a unit,
-    or APP_BAG), whatever the reason they give."""
-    return [message for record in records for level, message in record.logs
-            if level == 'WARNING' and f'{key!r} from {writer}:' in message]
-
-
-def assert_ignored(drv, since, victim, before, blamed=(), poked=None, nothing_spread=()):
-    """The hooks since ``since`` succeeded; the victim's warned about each
-    (writer, key) in ``blamed``, raised no state, changed nothing on the
-    victim; no text in ``nothing_spread`` left ``poked`` (a unit's bag, or
-    APP_BAG)."""
-    records = drv.records(since=since)
-    assert records and all(record.ok for record in records), [r.error for r in records]
-    mine = [record for record in records if record.unit == victim]
-    assert mine, f'no hook ran on {victim}'
-    for writer, key in blamed:
-        assert warned(mine, writer, key), f'no WARNING blaming {key!r} on {writer}'
-    assert snapshot(drv, victim) == before
-    assert not [r for r in mine if SIGN in r.flags or 'delivered' in str(r.logs)]
-    assert not [r for r in mine if drv.runs(victim, 'sign', r)]
-    for text in nothing_spread:
-        assert text not in everywhere_else(drv, records, poked)
-
-
-def everywhere_else(drv, records, poked):
-    """Every place a poked value could be copied to, as one text: the bags
-    (the units', the application's) but ``poked``, leader settings, all unit
-    data, the driver logs, and the logs, output and writes of ``records``."""
-    units = drv.model.units
-    places = [drv.model.bag(unit) for unit in units if unit != poked]
-    if poked != APP_BAG:
-        places.append(drv.model.app_bag())
-    places += [drv.model.leader_settings] + [drv.model.kv(unit) for unit in units]
-    places += [drv.log(unit) for unit in units]
-    places += [(record.logs, record.output, record.relation_written, record.app_written)
-               for record in records]
-    return json.dumps(places)
-
-
-def secrets(value):
-    """The start of the body of a private key in ``value``: text that must
-    never be republished anywhere."""
-    if 'PRIVATE KEY' not in value:
-        return []
-    return [value.split('PRIVATE KEY-----', 1)[1].split()[0]]
-
-
 # -- direction A: CSRs reaching the leader ----------------------------------------
 
 @pytest.mark.parametrize('case', sorted(MALFORMED))
@@ -269,7 +202,7 @@ def test_odd_but_valid_csr_is_signed(make, case):
     assert not [m for r in records for level, m in r.logs if level == 'WARNING']
     assert drv.model.app_bag()[DIGEST_KEY] == csr_digest(csr)
     assert public_key(drv.cert(FOLLOWER)) == pki.public_der(key.public_key())
-    assert drv.flags(FOLLOWER) == {AVAILABLE}
+    assert drv.flags(FOLLOWER) == {CERT_AVAILABLE}
 
 
 @pytest.mark.parametrize('case', sorted(ODD_BUT_VALID))
@@ -287,17 +220,6 @@ def follower_setup(make, holding):
     drv = make(units=2, sign=holding)
     assert bool(drv.cert(FOLLOWER)) == holding
     return drv, drv.model.bag(FOLLOWER)[peers.CSR_KEY]
-
-
-def poke_app(drv, values):
-    """Write ``values`` into the application bag as an operator would, run
-    the hooks this queues on the follower and return their records. Only the
-    follower's: what it makes of the values is under test, and a leader told
-    of the write (JUJUSIM_SELF_NOTIFY=1) would answer again over them."""
-    since = len(drv.model.history)
-    drv.model.poke_app(values)
-    drv.run_queued(FOLLOWER)
-    return drv.records(since=since)
 
 
 HOLDING = pytest.mark.parametrize('holding', [False, True], ids=['fresh', 'holding'])
@@ -461,4 +383,4 @@ def test_odd_but_valid_certificate_and_ca_are_accepted(make, case):
     assert not [m for r in records for level, m in r.logs if level == 'WARNING']
     assert drv.cert(FOLLOWER) == cert
     assert drv.call(FOLLOWER, 'get_ca') == drv.ca.pem
-    assert drv.flags(FOLLOWER) == {AVAILABLE}
+    assert drv.flags(FOLLOWER) == {CERT_AVAILABLE}

@@ -12,9 +12,9 @@ import textwrap
 import time
 
 import pytest
-from jujusim import HookRetriesExhausted, Model, NotSettled, UnsupportedToolCall
-from jujusim.model import DEFAULT_JUJU, ENV_JUJU, ENV_SELF_NOTIFY, JUJU, Hook
-from jujusim.tools import HookTools, dumps
+from support.jujusim import HookRetriesExhausted, Model, NotSettled, UnsupportedToolCall
+from support.jujusim.model import DEFAULT_JUJU, ENV_JUJU, ENV_SELF_NOTIFY, JUJU, Hook
+from support.jujusim.tools import HookTools, dumps
 
 EXECUTORS = ('inprocess', 'subprocess')
 JUJUS = ('2.9', '3')
@@ -546,6 +546,37 @@ def test_relation_changed_fans_out_and_coalesces(model):
     assert len(model.pending()) == 2
     model.settle()
     assert seen(model, u1)[-1] == ['cluster-relation-changed', u0, 'hello', [u0, u2]]
+
+
+def test_records_name_the_hooks_whose_writes_queued_them(model):
+    u0, u1 = model.add_unit(), model.add_unit()
+    model.settle()
+    seq = {(r.unit, r.hook, r.remote): r.seq for r in model.history}
+    causes = {(r.unit, r.hook, r.remote): r.causes for r in model.history}
+    # What add_unit queued has no cause, but a peer's -joined and -changed wait
+    # for it to enter the relation, and u1's leader-settings-changed, queued by
+    # add_unit too, was queued again (coalesced) by the leader's leader-set.
+    for unit in (u0, u1):
+        for hook in ('install', 'cluster-relation-created', 'config-changed', 'start'):
+            assert causes[unit, hook, None] == (), (unit, hook)
+    assert causes[u0, 'leader-elected', None] == ()
+    assert causes[u1, 'leader-settings-changed', None] == (seq[u0, 'leader-elected', None],)
+    for unit, peer in ((u0, u1), (u1, u0)):
+        for hook in ('cluster-relation-joined', 'cluster-relation-changed'):
+            assert causes[unit, hook, peer] == (seq[peer, 'cluster-relation-created', None],)
+    # Two writes coalesce into one relation-changed, which keeps both causes.
+    model.queue(u0, 'update-status')
+    model.queue(u0, 'update-status')
+    first, second = model.run(u0), model.run(u0)
+    assert (first.causes, second.causes) == ((), ())
+    changed, = model.settle()
+    assert (changed.unit, changed.remote, changed.causes) == (u1, u0, (first.seq, second.seq))
+    # The leader's application-bag write causes app-changed; set_config's hooks have none.
+    write_word(model, 'w')
+    runs = model.settle()
+    written = next(r for r in runs if r.unit == u0 and r.hook == 'config-changed')
+    assert [(r.unit, r.causes) for r in runs if r.hook == 'config-changed'] == [(u0, ()), (u1, ())]
+    assert [(r.unit, r.causes) for r in runs if r.app_change] == [(u1, (written.seq,))]
 
 
 def test_relation_list_shows_only_joined_units_and_relation_get_is_strict(probe, tmp_path):

@@ -1,20 +1,29 @@
 """Unit tests of the layer's states, methods, unitdata and wire format.
 
-Every test runs the layer for real inside the driver charm (tests/driver.py):
+Every test runs the layer for real inside the driver charm (tests/support/driver.py):
 real ``charms.reactive.main()`` dispatch, real handlers taking the relation
 object, real unitdata, with jujusim answering the hook tools. Test names say
 the rule they check, so that README.md can cite them.
 """
 import collections
-import hashlib
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from driver import AVAILABLE, CREATE, SIGN
-from e2e import pki
+from support import pki
+from support.pki import ca_digest, csr_digest, public_key
 
 import peers
+from peers import (
+    CA_KEY,
+    CERT_AVAILABLE,
+    CERT_KEY,
+    CREATE_CSR,
+    CSR_DIGEST_KEY,
+    CSR_KEY,
+    KV_SERVER_CERT,
+    KV_STATE,
+    SIGN_CSR,
+)
 
 JUJU_KEYS = {'private-address', 'ingress-address', 'egress-subnets'}
 GLOBAL_CONVERSATION = 'reactive.conversations.{}.global'
@@ -25,13 +34,6 @@ def relation_sets(record):
     return [argv for argv in record.argv if argv[0] == 'relation-set' and argv[1:] != ['--help']]
 
 
-def csr_digest(csr_pem):
-    der = x509.load_pem_x509_csr(csr_pem.encode()).public_bytes(serialization.Encoding.DER)
-    return hashlib.sha256(der).hexdigest()
-
-
-def public_key(pem):
-    return pki.public_der(x509.load_pem_x509_certificate(pem.encode()).public_key())
 
 
 def belongs_to_key(drv, unit, cert_pem):
@@ -42,16 +44,11 @@ def issued_by(ca, cert_pem):
     return pki.verify_signature(ca.cert, x509.load_pem_x509_certificate(cert_pem.encode()))
 
 
-def delivered(records):
-    return [(r.unit, r.hook) for r in records for level, message in r.logs
-            if 'interface-tls: certificate for' in message and 'delivered' in message]
-
-
 # -- create certificate signing request ---------------------------------------
 
 def test_create_raised_on_relation_created_for_a_lone_unit(make):
     drv = make(units=1, create=False)
-    flags_by_hook = [(r.hook, CREATE in r.flags) for r in drv.records('drv/0')]
+    flags_by_hook = [(r.hook, CREATE_CSR in r.flags) for r in drv.records('drv/0')]
     assert flags_by_hook[:2] == [('install', False), ('tls-relation-created', True)]
     first = drv.runs('drv/0', 'create')[0]
     assert (first['hook'], first['arg']) == ('tls-relation-created', 'TlsPeers')
@@ -63,28 +60,28 @@ def test_create_stays_raised_while_the_charm_does_not_call_set_csr(make):
     hooks = [run['hook'] for run in drv.runs('drv/0', 'create')]
     assert hooks == ['tls-relation-created', 'leader-elected', 'config-changed', 'start',
                      'update-status']
-    assert drv.flags('drv/0') == {CREATE}
+    assert drv.flags('drv/0') == {CREATE_CSR}
 
 
 def test_set_csr_clears_create(make):
     drv = make(units=1, create=False, sign=False)
     drv.call('drv/0', 'set_csr', pki.make_csr(pki.make_key(), 'drv/0'), hook='config-changed')
-    assert CREATE not in drv.record.flags
+    assert CREATE_CSR not in drv.record.flags
     assert drv.runs('drv/0', 'create', drv.record) == []
-    assert drv.model.bag('drv/0')['csr'].startswith('-----BEGIN CERTIFICATE REQUEST-----')
+    assert drv.model.bag('drv/0')[CSR_KEY].startswith('-----BEGIN CERTIFICATE REQUEST-----')
 
 
 # -- sign certificate signing request -----------------------------------------
 
 def test_sign_raised_on_a_lone_leader_for_its_own_csr(make):
     drv = make(units=1, sign=False)
-    assert drv.flags('drv/0') == {SIGN}
+    assert drv.flags('drv/0') == {SIGN_CSR}
     assert list(drv.call('drv/0', 'get_csr_map')) == ['drv/0']
 
 
 def test_sign_raised_only_on_the_leader(make):
     drv = make(units=3, sign=False)
-    assert drv.flags('drv/0') == {SIGN}
+    assert drv.flags('drv/0') == {SIGN_CSR}
     assert drv.flags('drv/1') == drv.flags('drv/2') == set()
     assert drv.runs('drv/1', 'sign') == drv.runs('drv/2', 'sign') == []
     assert sorted(drv.call('drv/0', 'get_csr_map')) == ['drv/0', 'drv/1', 'drv/2']
@@ -95,17 +92,17 @@ def test_sign_cleared_once_every_pending_csr_is_answered(make):
     csrs = drv.call('drv/0', 'get_csr_map')
     answers = [('set_cert', [unit, pki.sign(drv.ca, csrs[unit])]) for unit in ('drv/0', 'drv/1')]
     record = drv.run('drv/0', 'update-status', calls=answers + [('get_csr_map', [])])
-    assert SIGN in record.flags
+    assert SIGN_CSR in record.flags
     assert list(drv.results(record)[-1]['value']) == ['drv/2']
     record = drv.run('drv/0', 'update-status',
                      calls=[('set_cert', ['drv/2', pki.sign(drv.ca, csrs['drv/2'])])])
-    assert SIGN not in record.flags
+    assert SIGN_CSR not in record.flags
     assert drv.call('drv/0', 'get_csr_map') == {}
 
 
 def test_sign_not_raised_when_every_csr_is_answered(make):
     drv = make(units=3)
-    assert drv.flags('drv/0') == {AVAILABLE}
+    assert drv.flags('drv/0') == {CERT_AVAILABLE}
     drv.run('drv/0', 'update-status')
     assert drv.runs('drv/0', 'sign', drv.model.history[-1]) == []
 
@@ -115,12 +112,12 @@ def test_sign_raised_again_after_a_follower_rekeys(make):
     drv.control('drv/0', sign=False)
     csr = drv.rekey('drv/1')
     drv.settle()
-    assert drv.flags('drv/0') == {SIGN, AVAILABLE}
+    assert drv.flags('drv/0') == {SIGN_CSR, CERT_AVAILABLE}
     assert drv.call('drv/0', 'get_csr_map') == {'drv/1': csr}
     drv.control('drv/0', sign=True)
     drv.run('drv/0', 'update-status')
     drv.settle()
-    assert SIGN not in drv.flags('drv/0')
+    assert SIGN_CSR not in drv.flags('drv/0')
     assert belongs_to_key(drv, 'drv/1', drv.cert('drv/1'))
 
 
@@ -128,7 +125,7 @@ def test_set_ca_with_the_same_ca_changes_nothing(make):
     drv = make(units=3)
     drv.control('drv/0', sign=False)
     drv.call('drv/0', 'set_ca', drv.ca.pem)
-    assert SIGN not in drv.record.flags
+    assert SIGN_CSR not in drv.record.flags
     assert relation_sets(drv.record) == []
 
 
@@ -137,14 +134,14 @@ def test_an_emergency_set_ca_makes_every_csr_pending_at_once(make):
     drv.control('drv/0', sign=False)
     other = pki.make_ca('other CA')
     drv.call('drv/0', 'set_ca', other.pem, True)
-    assert SIGN in drv.record.flags
+    assert SIGN_CSR in drv.record.flags
     # The answers under the old CA go, and the old CA with them; the units
     # keep their certificates until the new ones arrive.
     assert drv.model.app_bag() == {peers.CA_KEY: other.pem}
     assert sorted(drv.call('drv/0', 'get_csr_map')) == ['drv/0', 'drv/1', 'drv/2']
     drv.settle()
     assert drv.call('drv/1', 'get_ca') == other.pem
-    assert drv.cert('drv/1') and drv.flags('drv/1') == {AVAILABLE}
+    assert drv.cert('drv/1') and drv.flags('drv/1') == {CERT_AVAILABLE}
 
 
 def test_a_new_ca_is_trusted_everywhere_before_anything_is_issued_under_it(make):
@@ -156,7 +153,7 @@ def test_a_new_ca_is_trusted_everywhere_before_anything_is_issued_under_it(make)
     drv.control('drv/0', sign=False)
     old, new = drv.ca, pki.make_ca('new CA')
     drv.call('drv/0', 'set_ca', new.pem)
-    assert SIGN not in drv.record.flags and drv.call('drv/0', 'get_csr_map') == {}
+    assert SIGN_CSR not in drv.record.flags and drv.call('drv/0', 'get_csr_map') == {}
     app = drv.model.app_bag()
     assert (app[peers.CA_KEY], app[peers.CA_NEXT_KEY]) == (old.pem, new.pem)
     assert peers.CA_PREVIOUS_KEY not in app
@@ -279,10 +276,6 @@ def test_a_routine_rotation_is_no_lost_ca(make):
     assert not warnings(drv.settle())
 
 
-def ca_digest(pem):
-    return hashlib.sha256(b''.join(x509.load_pem_x509_certificate(block.encode()).public_bytes(
-        serialization.Encoding.DER) for block in pem_blocks(pem))).hexdigest()
-
 
 def pem_blocks(pem):
     end = '-----END CERTIFICATE-----\n'
@@ -302,7 +295,7 @@ def test_set_ca_refuses_a_non_leader_and_non_certificates(make):
     with pytest.raises(ValueError, match='only the leader'):
         drv.call('drv/1', 'set_ca', drv.ca.pem)
     with pytest.raises(ValueError):
-        drv.call('drv/0', 'set_ca', drv.model.bag('drv/1')['csr'])
+        drv.call('drv/0', 'set_ca', drv.model.bag('drv/1')[CSR_KEY])
     assert drv.call('drv/0', 'get_ca') == drv.ca.pem
 
 
@@ -318,8 +311,8 @@ def test_csr_left_pending_at_failover_is_signed_by_the_new_leader(make):
     signed = [e['units'] for r in records for e in drv.log('drv/1', 'signed', r)]
     assert signed and 'drv/2' in signed[0]
     assert belongs_to_key(drv, 'drv/2', drv.cert('drv/2'))
-    assert drv.flags('drv/1') == {AVAILABLE}
-    assert drv.model.app_bag()['drv/2_csr_sha256'] == csr_digest(drv.model.bag('drv/2')['csr'])
+    assert drv.flags('drv/1') == {CERT_AVAILABLE}
+    assert drv.model.app_bag()[CSR_DIGEST_KEY.format('drv/2')] == csr_digest(drv.model.bag('drv/2')[CSR_KEY])
 
 
 def test_new_leader_inherits_answers_when_leadership_moves_between_live_units(make):
@@ -338,8 +331,8 @@ def test_ex_leader_keeps_its_certificate_when_leadership_moves(make):
     cert = drv.cert('drv/0')
     drv.model.move_leader('drv/1')
     records = drv.settle()
-    assert delivered(records) == []
     assert drv.cert('drv/0') == cert
+    assert all(CERT_AVAILABLE in r.flags for r in records if r.unit == 'drv/0')
 
 
 def test_unit_bags_hold_only_csrs_whoever_leads(make):
@@ -347,7 +340,7 @@ def test_unit_bags_hold_only_csrs_whoever_leads(make):
     drv.model.move_leader('drv/1')
     drv.settle()
     for unit in drv.model.units:
-        assert set(drv.model.bag(unit)) == JUJU_KEYS | {'csr'}
+        assert set(drv.model.bag(unit)) == JUJU_KEYS | {CSR_KEY}
 
 
 # -- signed certificate available ---------------------------------------------
@@ -358,7 +351,7 @@ def test_available_raised_on_delivery(make):
     drv.control('drv/0', sign=True)
     drv.run('drv/0', 'update-status')
     drv.settle()
-    first = [r for r in drv.records('drv/1') if AVAILABLE in r.flags][0]
+    first = [r for r in drv.records('drv/1') if CERT_AVAILABLE in r.flags][0]
     assert (first.hook, first.app_change) == ('tls-relation-changed', True)
     run = drv.runs('drv/1', 'available', first)[0]
     assert run['cert'] == drv.cert('drv/1') and belongs_to_key(drv, 'drv/1', run['cert'])
@@ -369,28 +362,28 @@ def test_available_cleared_on_rekey_until_the_new_certificate(make):
     drv = make(units=2)
     drv.control('drv/0', sign=False)
     drv.rekey('drv/1')
-    assert AVAILABLE not in drv.record.flags
+    assert CERT_AVAILABLE not in drv.record.flags
     drv.settle()
     assert drv.flags('drv/1') == set()
     assert drv.call('drv/1', 'get_signed_cert') is None
     drv.control('drv/0', sign=True)
     drv.run('drv/0', 'update-status')
     drv.settle()
-    assert drv.flags('drv/1') == {AVAILABLE}
+    assert drv.flags('drv/1') == {CERT_AVAILABLE}
     assert belongs_to_key(drv, 'drv/1', drv.call('drv/1', 'get_signed_cert'))
 
 
 def test_rekey_removes_the_old_certificate_from_unitdata(make):
     drv = make(units=2)
     drv.control('drv/0', sign=False)
-    assert {'drv/1_signed_certificate', 'tls.server.certificate'} <= set(drv.kv('drv/1'))
+    assert {CERT_KEY.format('drv/1'), KV_SERVER_CERT} <= set(drv.kv('drv/1'))
     drv.rekey('drv/1')
     assert set(drv.kv('drv/1')) == {peers.KV_STATE.format('tls'), peers.KV_CA, peers.KV_CA_EXPIRY}
 
 
 def test_available_handler_runs_again_on_redelivery(make):
     drv = make(units=2)
-    renewed = pki.sign(drv.ca, drv.model.bag('drv/1')['csr'])
+    renewed = pki.sign(drv.ca, drv.model.bag('drv/1')[CSR_KEY])
     drv.call('drv/0', 'set_cert', 'drv/1', renewed)
     records = drv.settle()
     record = [r for r in records if r.unit == 'drv/1' and r.hook == 'tls-relation-changed'][0]
@@ -412,7 +405,7 @@ def test_available_handler_runs_again_in_the_hook_where_the_leader_signs_itself(
 
 def test_get_csr_map_lists_exactly_the_pending_csrs(make):
     drv = make(units=3, sign=False)
-    csrs = {unit: drv.model.bag(unit)['csr'] for unit in drv.model.units}
+    csrs = {unit: drv.model.bag(unit)[CSR_KEY] for unit in drv.model.units}
     assert drv.call('drv/0', 'get_csr_map') == csrs
     drv.call('drv/0', 'set_cert', 'drv/1', pki.sign(drv.ca, csrs['drv/1']))
     del csrs['drv/1']
@@ -421,7 +414,7 @@ def test_get_csr_map_lists_exactly_the_pending_csrs(make):
 
 def test_get_csr_map_omits_invalid_csrs(make):
     drv = make(units=3, sign=False)
-    drv.model.poke('drv/2', {'csr': 'not a CSR'})
+    drv.model.poke('drv/2', {CSR_KEY: 'not a CSR'})
     drv.settle()
     assert sorted(drv.call('drv/0', 'get_csr_map')) == ['drv/0', 'drv/1']
 
@@ -440,7 +433,7 @@ def test_get_csr_map_is_empty_on_a_follower(make):
 
 def test_departed_unit_leaves_the_application_bag(make):
     drv = make(units=3)
-    assert {'drv/2_signed_certificate', 'drv/2_csr_sha256'} <= set(drv.model.app_bag())
+    assert {CERT_KEY.format('drv/2'), CSR_DIGEST_KEY.format('drv/2')} <= set(drv.model.app_bag())
     drv.model.remove_unit('drv/2')
     drv.settle()
     assert not [key for key in drv.model.app_bag() if key.startswith('drv/2')]
@@ -456,7 +449,7 @@ def test_a_new_leader_drops_the_answers_of_a_unit_that_left_before_it_led(make):
     drv.model.remove_unit('drv/2')
     for unit in ('drv/2', 'drv/1'):
         drv.run_queued(unit)
-    assert 'drv/2_csr_sha256' in drv.model.app_bag()
+    assert CSR_DIGEST_KEY.format('drv/2') in drv.model.app_bag()
     drv.model.move_leader('drv/1')
     drv.run_queued('drv/1')
     assert not hook_failures(drv)
@@ -503,7 +496,7 @@ def test_a_certificate_past_two_thirds_of_its_lifetime_is_renewed(make, clock):
         assert pki.validity(load(cert))[1] > pki.validity(load(held[unit]))[1]
         assert drv.call(unit, 'get_signed_cert_expiry') == not_after(cert)
         assert drv.runs(unit, 'available')[-1]['cert'] == cert
-    assert drv.call('drv/0', 'get_csr_map') == {} and SIGN not in drv.flags('drv/0')
+    assert drv.call('drv/0', 'get_csr_map') == {} and SIGN_CSR not in drv.flags('drv/0')
     assert not warnings(drv.records())
 
 
@@ -565,7 +558,7 @@ def test_a_unit_warns_in_the_last_tenth_of_its_certificates_lifetime(make, clock
 def test_a_certificate_that_outlives_its_ca_is_warned_about(make):
     drv = make(units=2, sign=False)
     short = pki.make_ca('short-lived CA', days=30)
-    cert = pki.sign(short, drv.model.bag('drv/1')['csr'], days=90)
+    cert = pki.sign(short, drv.model.bag('drv/1')[CSR_KEY], days=90)
     record = drv.run('drv/0', 'update-status', calls=[('set_ca', [short.pem]), ('set_cert', ['drv/1', cert])])
     found = [m for m in warnings([record]) if 'drv/1' in m]
     assert len(found) == 1 and not_after(short.pem) in found[0]
@@ -581,14 +574,14 @@ def load(pem):
 
 def test_set_cert_refuses_a_non_leader(make):
     drv = make(units=2, sign=False)
-    cert = pki.sign(drv.ca, drv.model.bag('drv/1')['csr'])
+    cert = pki.sign(drv.ca, drv.model.bag('drv/1')[CSR_KEY])
     with pytest.raises(ValueError, match='only the leader'):
         drv.call('drv/1', 'set_cert', 'drv/1', cert)
 
 
 def test_set_cert_refuses_an_unknown_unit(make):
     drv = make(units=2, sign=False)
-    cert = pki.sign(drv.ca, drv.model.bag('drv/1')['csr'])
+    cert = pki.sign(drv.ca, drv.model.bag('drv/1')[CSR_KEY])
     with pytest.raises(ValueError, match='no valid CSR'):
         drv.call('drv/0', 'set_cert', 'drv/9', cert)
 
@@ -596,7 +589,7 @@ def test_set_cert_refuses_an_unknown_unit(make):
 @pytest.mark.parametrize('what', ['csr', 'text', 'private key'])
 def test_set_cert_refuses_pem_that_is_not_a_certificate(make, what):
     drv = make(units=2, sign=False)
-    value = {'csr': drv.model.bag('drv/1')['csr'], 'text': 'a certificate',
+    value = {'csr': drv.model.bag('drv/1')[CSR_KEY], 'text': 'a certificate',
              'private key': pki.key_pem(pki.make_key())}[what]
     with pytest.raises(ValueError):
         drv.call('drv/0', 'set_cert', 'drv/1', value)
@@ -605,7 +598,7 @@ def test_set_cert_refuses_pem_that_is_not_a_certificate(make, what):
 
 def test_set_cert_refuses_a_certificate_for_another_key(make):
     drv = make(units=2, sign=False)
-    csr = drv.model.bag('drv/1')['csr']
+    csr = drv.model.bag('drv/1')[CSR_KEY]
     cert = pki.sign(drv.ca, csr, public_key=pki.make_key().public_key())
     with pytest.raises(ValueError, match='public key'):
         drv.call('drv/0', 'set_cert', 'drv/1', cert)
@@ -615,15 +608,15 @@ def test_set_cert_refuses_a_certificate_for_another_key(make):
 
 def test_set_cert_delivers_the_leaders_own_certificate_locally(make):
     drv = make(units=2, sign=False)
-    cert = pki.sign(drv.ca, drv.model.bag('drv/0')['csr'])
+    cert = pki.sign(drv.ca, drv.model.bag('drv/0')[CSR_KEY])
     record = drv.run('drv/0', 'update-status',
                      calls=[('set_cert', ['drv/0', cert]), ('get_signed_cert', [])])
     assert drv.results(record)[-1]['value'] == cert
-    assert AVAILABLE in record.flags
-    assert drv.kv('drv/0')['drv/0_signed_certificate'] == cert
+    assert CERT_AVAILABLE in record.flags
+    assert drv.kv('drv/0')[CERT_KEY.format('drv/0')] == cert
     # Delivered in the hook that signed it; published too, so that a
     # successor leader finds it answered.
-    assert drv.model.app_bag()['drv/0_signed_certificate'] == cert
+    assert drv.model.app_bag()[CERT_KEY.format('drv/0')] == cert
 
 
 def test_set_cert_publishes_all_answers_of_a_hook_in_one_relation_set(make):
@@ -633,8 +626,8 @@ def test_set_cert_publishes_all_answers_of_a_hook_in_one_relation_set(make):
         ('set_cert', [unit, pki.sign(drv.ca, csr)]) for unit, csr in sorted(csrs.items())])
     sets = relation_sets(record)
     assert len(sets) == 1 and '--app' in sets[0]
-    assert {'drv/1_signed_certificate', 'drv/1_csr_sha256', 'drv/2_signed_certificate',
-            'drv/2_csr_sha256'} <= set(record.app_written)
+    assert {CERT_KEY.format('drv/1'), CSR_DIGEST_KEY.format('drv/1'), CERT_KEY.format('drv/2'),
+            CSR_DIGEST_KEY.format('drv/2')} <= set(record.app_written)
 
 
 # -- get_signed_cert ------------------------------------------------------------
@@ -686,11 +679,11 @@ REFORMATTED = {
 @pytest.mark.parametrize('case', sorted(REFORMATTED))
 def test_set_csr_with_the_same_csr_reformatted_changes_nothing(make, case):
     drv = make(units=2)
-    csr, kv = drv.model.bag('drv/1')['csr'], drv.kv('drv/1')
+    csr, kv = drv.model.bag('drv/1')[CSR_KEY], drv.kv('drv/1')
     drv.call('drv/1', 'set_csr', REFORMATTED[case](csr))
     assert relation_sets(drv.record) == []
     assert drv.kv('drv/1') == kv
-    assert AVAILABLE in drv.record.flags
+    assert CERT_AVAILABLE in drv.record.flags
 
 
 @pytest.mark.parametrize('unit', ['drv/0', 'drv/1'])
@@ -698,10 +691,10 @@ def test_rekey_from_config_changed(make, unit):
     """The original layer failed here with 'Unable to determine default scope'."""
     drv = make(units=2)
     csr = drv.rekey(unit, hook='config-changed')
-    assert drv.record.ok and drv.record.relation_written['csr'] == csr
+    assert drv.record.ok and drv.record.relation_written[CSR_KEY] == csr
     drv.settle()
     assert belongs_to_key(drv, unit, drv.cert(unit))
-    assert drv.flags(unit) == {AVAILABLE}
+    assert drv.flags(unit) == {CERT_AVAILABLE}
 
 
 # -- handlers, unitdata and wire format -------------------------------------------
@@ -754,16 +747,16 @@ def test_wire_format(make):
     drv = make(units=3)
     followers = ('drv/1', 'drv/2')
     for unit in followers:
-        assert set(drv.model.bag(unit)) == JUJU_KEYS | {'csr'}
-    assert set(drv.model.bag('drv/0')) == JUJU_KEYS | {'csr'}
+        assert set(drv.model.bag(unit)) == JUJU_KEYS | {CSR_KEY}
+    assert set(drv.model.bag('drv/0')) == JUJU_KEYS | {CSR_KEY}
     published = drv.model.app_bag()
-    expected = {'ca'}
+    expected = {CA_KEY}
     for unit in ('drv/0',) + followers:
-        expected |= {f'{unit}_signed_certificate', f'{unit}_csr_sha256'}
-        assert published[f'{unit}_csr_sha256'] == csr_digest(drv.model.bag(unit)['csr'])
-        assert published[f'{unit}_signed_certificate'] == drv.cert(unit)
+        expected |= {CERT_KEY.format(unit), CSR_DIGEST_KEY.format(unit)}
+        assert published[CSR_DIGEST_KEY.format(unit)] == csr_digest(drv.model.bag(unit)[CSR_KEY])
+        assert published[CERT_KEY.format(unit)] == drv.cert(unit)
     assert set(published) == expected
-    assert published['ca'] == drv.ca.pem
+    assert published[CA_KEY] == drv.ca.pem
     assert drv.model.leader_settings == {}
 
 
@@ -788,11 +781,11 @@ def test_follower_hook_tool_calls_do_not_grow_with_the_number_of_units(make):
 def test_a_relation_named_cluster_works(make):
     drv = make(units=3, relation='cluster')
     for unit in drv.model.units:
-        assert drv.flags(unit) == {AVAILABLE}
+        assert drv.flags(unit) == {CERT_AVAILABLE}
         assert belongs_to_key(drv, unit, drv.cert(unit))
-        assert 'interface-tls.cluster' in drv.kv(unit)
-    assert {'drv/1_signed_certificate', 'drv/2_csr_sha256'} <= set(drv.model.app_bag())
-    value = drv.model.kv('drv/1')['reactive.states.' + AVAILABLE]
+        assert KV_STATE.format('cluster') in drv.kv(unit)
+    assert {CERT_KEY.format('drv/1'), CSR_DIGEST_KEY.format('drv/2')} <= set(drv.model.app_bag())
+    value = drv.model.kv('drv/1')['reactive.states.' + CERT_AVAILABLE]
     assert value == {'relation': 'cluster', 'conversations': [GLOBAL_CONVERSATION.format('cluster')]}
 
 
@@ -806,38 +799,38 @@ def old_flag(peer):
 def test_upgrade_adopts_a_csr_published_by_the_original_layer(make):
     drv = make(units=2)
     bag, cert = drv.model.bag('drv/1'), drv.cert('drv/1')
-    drv.write_kv('drv/1', {'interface-tls.tls': None,
-                           'reactive.states.' + CREATE: old_flag('drv/0'),
-                           'reactive.states.' + AVAILABLE: old_flag('drv/0')})
+    drv.write_kv('drv/1', {KV_STATE.format('tls'): None,
+                           'reactive.states.' + CREATE_CSR: old_flag('drv/0'),
+                           'reactive.states.' + CERT_AVAILABLE: old_flag('drv/0')})
     record = drv.run('drv/1', 'upgrade-charm')
     assert record.ok
     assert drv.runs('drv/1', 'create', record) == []
     assert relation_sets(record) == [] and drv.model.bag('drv/1') == bag
-    assert drv.flags('drv/1') == {AVAILABLE}
+    assert drv.flags('drv/1') == {CERT_AVAILABLE}
     assert [run['cert'] for run in drv.runs('drv/1', 'available', record)] == [cert]
-    assert drv.model.kv('drv/1')['interface-tls.tls']['csr'] == bag['csr']
+    assert drv.model.kv('drv/1')[KV_STATE.format('tls')][CSR_KEY] == bag[CSR_KEY]
 
 
 def test_upgrade_replaces_flags_bound_to_other_conversations(make):
     drv = make(units=2, sign=False)
-    drv.write_kv('drv/0', {'reactive.states.' + SIGN: old_flag('drv/1')})
+    drv.write_kv('drv/0', {'reactive.states.' + SIGN_CSR: old_flag('drv/1')})
     record = drv.run('drv/0', 'upgrade-charm', calls=[('get_csr_map', [])])
     assert record.ok
     assert sorted(drv.results(record)[0]['value']) == ['drv/0', 'drv/1']
     assert [run['arg'] for run in drv.runs('drv/0', 'sign', record)] == ['TlsPeers']
-    value = drv.model.kv('drv/0')['reactive.states.' + SIGN]
+    value = drv.model.kv('drv/0')['reactive.states.' + SIGN_CSR]
     assert value == {'relation': 'tls', 'conversations': [GLOBAL_CONVERSATION.format('tls')]}
 
 
 def test_answer_to_the_previous_csr_is_not_delivered(make):
     drv = make(units=2)
-    old_csr = drv.model.bag('drv/1')['csr']
+    old_csr = drv.model.bag('drv/1')[CSR_KEY]
     drv.control('drv/0', sign=False)
     drv.rekey('drv/1')
     drv.settle()
     # A leader lagging behind answers the CSR that drv/1 just replaced.
-    drv.model.poke_app({'drv/1_signed_certificate': pki.sign(drv.ca, old_csr),
-                        'drv/1_csr_sha256': csr_digest(old_csr)})
+    drv.model.poke_app({CERT_KEY.format('drv/1'): pki.sign(drv.ca, old_csr),
+                        CSR_DIGEST_KEY.format('drv/1'): csr_digest(old_csr)})
     records = drv.settle()
     assert drv.cert('drv/1') is None and drv.flags('drv/1') == set()
     assert not [m for r in records for level, m in r.logs if level == 'WARNING']
@@ -863,7 +856,7 @@ def test_original_consumer_converges(make):
     ``get_csr_map()`` lists."""
     drv = make(units=3, original=True)
     assert hook_failures(drv) == [] and repeated_runs(drv) == []
-    assert 'csr' not in drv.model.bag('drv/0') and CREATE in drv.flags('drv/0')
+    assert CSR_KEY not in drv.model.bag('drv/0') and CREATE_CSR in drv.flags('drv/0')
     for unit in ('drv/1', 'drv/2'):
         assert issued_by(drv.ca, drv.cert(unit)) and belongs_to_key(drv, unit, drv.cert(unit))
         assert drv.flags(unit) == set()
@@ -874,7 +867,7 @@ def test_a_removed_available_state_stays_removed_until_the_next_certificate(make
     drv = make(units=2, original=True)
     record = drv.run('drv/1', 'update-status')
     assert drv.runs('drv/1', 'available', record) == [] and drv.flags('drv/1') == set()
-    renewed = pki.sign(drv.ca, drv.model.bag('drv/1')['csr'], days=30)
+    renewed = pki.sign(drv.ca, drv.model.bag('drv/1')[CSR_KEY], days=30)
     drv.call('drv/0', 'set_cert', 'drv/1', renewed)
     drv.settle()
     assert [run['cert'] for run in drv.runs('drv/1', 'available')][-1] == renewed
@@ -890,7 +883,7 @@ def test_original_consumer_after_a_leader_move(make):
     drv.model.queue('drv/0', 'update-status')  # Juju runs one every few minutes
     drv.settle()
     assert hook_failures(drv) == [] and repeated_runs(drv) == []
-    assert 'csr' in drv.model.bag('drv/0')
+    assert CSR_KEY in drv.model.bag('drv/0')
     assert issued_by(drv.ca, drv.cert('drv/0')) and belongs_to_key(drv, 'drv/0', drv.cert('drv/0'))
     assert {unit: drv.cert(unit) for unit in held} == held
 
@@ -928,7 +921,7 @@ def original_deployment(make, units=3):
         drv.run_original_layer(drv.add_unit(original=True))
     drv.settle()
     assert hook_failures(drv) == []
-    assert all(f'{unit}_signed_certificate' in drv.model.bag('drv/0') for unit in drv.model.units[1:])
+    assert all(CERT_KEY.format(unit) in drv.model.bag('drv/0') for unit in drv.model.units[1:])
     return drv
 
 
@@ -955,7 +948,7 @@ def test_a_mixed_window_converges_once_every_unit_is_upgraded(make, order):
             assert all(drv.cert(u) is None for u in upgraded)
     assert all(holds_its_certificate(drv, unit) for unit in drv.model.units[1:])
     for unit in drv.model.units:
-        assert set(drv.model.bag(unit)) <= JUJU_KEYS | {'csr'}, 'the original answers are gone'
+        assert set(drv.model.bag(unit)) <= JUJU_KEYS | {CSR_KEY}, 'the original answers are gone'
 
 
 def test_upgraded_units_warn_about_the_original_leaders_answers(make):
@@ -964,7 +957,7 @@ def test_upgraded_units_warn_about_the_original_leaders_answers(make):
     drv.settle()
     record = drv.run('drv/1', 'tls-relation-changed', remote='drv/0')
     assert record.ok and drv.cert('drv/1') is None
-    key = 'drv/1_signed_certificate'
+    key = CERT_KEY.format('drv/1')
     assert [m for level, m in record.logs if level == 'WARNING' and f"'{key}' from drv/0" in m]
 
 
@@ -977,13 +970,13 @@ def test_the_inherited_relation_base_api_works_in_every_hook(make, hook, remote)
     """charms.reactive's own RelationBase methods find their conversation
     (the layer's scope is the relation-wide one) outside relation hooks too."""
     drv = make(units=2)
-    calls = [('is_state', [AVAILABLE]), ('set_state', ['tls.custom']), ('is_state', ['tls.custom']),
-             ('remove_state', ['tls.custom']), ('is_state', ['tls.custom']), ('get_remote', ['csr']),
+    calls = [('is_state', [CERT_AVAILABLE]), ('set_state', ['tls.custom']), ('is_state', ['tls.custom']),
+             ('remove_state', ['tls.custom']), ('is_state', ['tls.custom']), ('get_remote', [CSR_KEY]),
              ('set_remote', ['note', 'hello'])]
     record = drv.run('drv/1', hook, remote=remote, calls=calls)
     assert record.ok
     assert [r.get('value', r.get('error')) for r in drv.results(record)] == [
-        True, None, True, None, False, drv.model.bag('drv/0')['csr'], None]
+        True, None, True, None, False, drv.model.bag('drv/0')[CSR_KEY], None]
     assert drv.model.bag('drv/1')['note'] == 'hello'
 
 
@@ -997,7 +990,7 @@ def test_a_leader_deposed_mid_hook_fails_that_hook_and_the_new_leader_carries_on
     drv.settle()
     assert [(unit, hook) for unit, hook, _ in hook_failures(drv)] == [('drv/0', 'tls-relation-changed')]
     assert drv.model.leader == 'drv/1' and holds_its_certificate(drv, 'drv/2')
-    assert drv.model.app_bag()['drv/2_csr_sha256'] == csr_digest(drv.model.bag('drv/2')['csr'])
+    assert drv.model.app_bag()[CSR_DIGEST_KEY.format('drv/2')] == csr_digest(drv.model.bag('drv/2')[CSR_KEY])
 
 
 # -- what the layer itself costs ----------------------------------------------------------
@@ -1013,7 +1006,7 @@ def test_the_layers_own_hook_tool_calls_stay_within_budget(make, units):
     for unit in drv.model.units:
         drv.control(unit, create=False, sign=False)
     since = len(drv.model.history)
-    drv.call('drv/0', 'set_cert', 'drv/1', pki.sign(drv.ca, drv.model.bag('drv/1')['csr'], days=30))
+    drv.call('drv/0', 'set_cert', 'drv/1', pki.sign(drv.ca, drv.model.bag('drv/1')[CSR_KEY], days=30))
     drv.settle()
     csr = drv.rekey('drv/1')
     drv.settle()

@@ -3,7 +3,7 @@
 Charm authors hand the layer whatever their tool wrote: easy-rsa's issued
 certificates open with a text dump, ``openssl pkcs12 -nokeys`` puts ``Bag
 Attributes`` before each block, keytool writes ``NEW CERTIFICATE REQUEST``.
-The corpus (tests/e2e/corpus.py) is written by the tools themselves, once a
+The corpus (tests/support/corpus.py) is written by the tools themselves, once a
 session; every item goes both ways through the driver charm:
 
 * through the API: ``set_csr`` on a follower, ``set_ca`` and ``set_cert`` on
@@ -22,10 +22,9 @@ import hashlib
 
 import pytest
 from cryptography import x509
-from driver import AVAILABLE
-from e2e import pki
-from e2e.corpus import BY_NAME, CA, CERT, CSR, build, names
-from test_hostile import (
+from support import pki
+from support.corpus import BY_NAME, CA, CERT, CSR, build, names
+from support.hostile import (
     APP_BAG,
     CERT_KEY,
     DIGEST_KEY,
@@ -35,12 +34,13 @@ from test_hostile import (
     assert_ignored,
     everywhere_else,
     poke_app,
-    public_key,
     secrets,
     snapshot,
 )
+from support.pki import public_key
 
 import peers
+from peers import CERT_AVAILABLE
 
 LABELS = {CSR: 'CERTIFICATE REQUEST', CERT: 'CERTIFICATE', CA: 'CERTIFICATE'}
 
@@ -115,7 +115,7 @@ def test_set_csr_with_tool_output(make, corpus, name):
         assert drv.model.bag(FOLLOWER)[peers.CSR_KEY] == normal_form(item)
         assert drv.model.app_bag()[DIGEST_KEY] == digest(item)
         assert public_key(drv.cert(FOLLOWER)) == csr_public_key(item)
-        assert AVAILABLE in drv.flags(FOLLOWER)
+        assert CERT_AVAILABLE in drv.flags(FOLLOWER)
     else:
         with pytest.raises(ValueError) as error:
             drv.call(FOLLOWER, 'set_csr', item.text, hook='config-changed')
@@ -138,7 +138,7 @@ def test_set_cert_with_tool_output(make, corpus, name):
         drv.settle()
         assert drv.cert(FOLLOWER) == normal_form(item)
         assert drv.call(FOLLOWER, 'get_ca') == normal_form(ca)
-        assert AVAILABLE in drv.flags(FOLLOWER)
+        assert CERT_AVAILABLE in drv.flags(FOLLOWER)
     else:
         with pytest.raises(ValueError) as error:
             drv.call(LEADER, 'set_cert', FOLLOWER, item.text)
@@ -213,7 +213,7 @@ def test_tool_certificate_reaching_a_follower(make, corpus, name):
         assert not warnings(records)
         assert drv.cert(FOLLOWER) == normal_form(item)
         assert drv.call(FOLLOWER, 'get_ca') == normal_form(ca)
-        assert AVAILABLE in drv.flags(FOLLOWER)
+        assert CERT_AVAILABLE in drv.flags(FOLLOWER)
     else:
         assert_ignored(drv, since, FOLLOWER, before, blamed=[(APP_BAG, CERT_KEY)], poked=APP_BAG,
                        nothing_spread=secrets(item.text))

@@ -8,7 +8,9 @@ certificate under ``<unit>_signed_certificate`` in its *own* bag, with no
 digest binding it to a CSR; states are bound to per-unit conversations
 (``scopes.UNIT``), so ``set_csr()`` works only in relation hooks; nothing
 reaches unitdata. Written for these tests from the original layer's
-documented behaviour, not copied from it.
+documented behaviour, not copied from it. Its keys and state names are
+written out, not imported from peers.py: they are the original's, and must
+not follow a change to this layer's.
 """
 from charmhelpers.core import hookenv
 from charms.reactive import RelationBase, hook, scopes

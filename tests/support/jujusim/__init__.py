@@ -70,7 +70,8 @@ removed), ``leader``, ``leader_settings``, ``config``, ``app_status``,
 application bag), ``kv(unit)`` (unit data), ``flags(unit)``,
 ``status(unit)``, ``history`` (a :class:`HookRecord` per hook run;
 ``app_change`` marks the ``-relation-changed`` of an application-bag change,
-``app_written`` holds a hook's committed application-bag writes) and
+``app_written`` holds a hook's committed application-bag writes, ``causes``
+the seqs of the hooks whose writes queued it) and
 ``skipped`` (hooks Juju would not run: no hook file, or leadership moved on).
 
 Semantics are documented where they are implemented: hook queues, relation

@@ -19,14 +19,14 @@ import collections
 
 import pytest
 from cryptography import x509
+from support import pki
+from support.build import build_charm
+from support.deployment import Deployment, play_up_to, writes
 
-from e2e import pki
-from e2e.build import build_charm
-from e2e.deployment import Deployment, play_up_to, writes
+from peers import CERT_AVAILABLE, CREATE_CSR, SIGN_CSR
 
 EXAMPLE = 'easyrsa-example'
-CREATE_CSR = 'create certificate signing request'
-LAYER_STATES = (CREATE_CSR, 'sign certificate signing request', 'signed certificate available')
+LAYER_STATES = (CREATE_CSR, SIGN_CSR, CERT_AVAILABLE)
 # charms.reactive logs this (at INFO, through juju-log) for every handler it runs.
 INVOKED = 'Invoking reactive handler: '
 TEXT_DUMP = 'Certificate:'  # how easy-rsa's certificate files start

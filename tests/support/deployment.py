@@ -11,9 +11,11 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from jujusim import Model
 
-from e2e import pki
+from peers import CA_ACK_KEY, CA_KEY, CA_PREVIOUS_KEY, CERT_KEY, CSR_KEY
+from peers import CSR_DIGEST_KEY as DIGEST_KEY
+from support import pki
+from support.jujusim import Model
 
 LOUD = ('WARNING', 'ERROR', 'CRITICAL')
 INJECTED = 'injected hook failure'  # in the traceback of a fail_next failure
@@ -21,13 +23,6 @@ INJECTED = 'injected hook failure'  # in the traceback of a fail_next failure
 # the application bag the CA and the leader's answers; leader settings hold
 # only what the example charms keep there (their CA), nothing of the layer's.
 JUJU_KEYS = {'private-address', 'ingress-address', 'egress-subnets'}
-CSR_KEY = 'csr'
-CA_KEY = 'ca'
-# Rotation keys: a unit's acknowledgement, the CA a rotation replaced.
-CA_ACK_KEY = 'ca_ack'
-CA_PREVIOUS_KEY = 'ca_previous'
-CERT_KEY = '{}_signed_certificate'
-DIGEST_KEY = '{}_csr_sha256'
 CHARM_LEADER_KEYS = {'ca-cert', 'ca-key', 'ca-generation'}
 
 

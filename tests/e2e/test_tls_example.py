@@ -19,15 +19,14 @@ re-key, a new CA ...). Each test still states only its own change; run alone
 """
 import pytest
 from cryptography import x509
+from support import pki
+from support.build import build_charm
+from support.deployment import Deployment as BaseDeployment
+from support.deployment import play_up_to, writes
 
-from e2e import pki
-from e2e.build import build_charm
-from e2e.deployment import Deployment as BaseDeployment
-from e2e.deployment import play_up_to, writes
+from peers import CERT_AVAILABLE, CERT_KEY, CREATE_CSR, CSR_DIGEST_KEY, KV_CA, KV_SERVER_CERT, SIGN_CSR
 
-CERT_AVAILABLE = 'signed certificate available'
-LAYER_STATES = ('create certificate signing request', 'sign certificate signing request',
-                CERT_AVAILABLE)
+LAYER_STATES = (CREATE_CSR, SIGN_CSR, CERT_AVAILABLE)
 
 
 class Deployment(BaseDeployment):
@@ -47,9 +46,9 @@ class Deployment(BaseDeployment):
         for unit in m.units:
             certs[unit] = pki.check_unit(self.tls_dir, unit, ca_pem=ca)
             kv = m.kv(unit)
-            assert x509.load_pem_x509_certificate(kv['tls.ca.certificate'].encode()) == ca, unit
+            assert x509.load_pem_x509_certificate(kv[KV_CA].encode()) == ca, unit
             assert x509.load_pem_x509_certificate(
-                kv['tls.server.certificate'].encode()) == certs[unit], unit
+                kv[KV_SERVER_CERT].encode()) == certs[unit], unit
             assert [s for s in LAYER_STATES if s in m.flags(unit)] == [CERT_AVAILABLE], unit
         # Every unit, the leader too, is answered in the application bag.
         self.check_relation_data(certs, ca=ca_pem, poked=poked)
@@ -131,7 +130,7 @@ def test_leader_leaves_while_a_csr_is_pending(app):
     new = m.add_unit()
     while 'csr' not in m.bag(new):  # only the new unit's hooks: install, relation-created
         m.run(new)
-    assert f'{new}_signed_certificate' not in m.app_bag()
+    assert CERT_KEY.format(new) not in m.app_bag()
     m.remove_unit(old)
     m.settle()
     assert m.leader not in (old, None) and new in m.units and old not in m.units
@@ -214,7 +213,7 @@ def test_forged_certificate_from_a_follower_is_ignored(app):
     before = app.certificates()
     csr = m.bag(victim)['csr']
     forged = pki.sign(pki.make_ca('forger CA'), csr)  # the victim's key, another CA
-    cert_key, digest_key = f'{victim}_signed_certificate', f'{victim}_csr_sha256'
+    cert_key, digest_key = CERT_KEY.format(victim), CSR_DIGEST_KEY.format(victim)
     m.poke(forger, {cert_key: forged, digest_key: pki.csr_digest(csr)})
     m.settle()
     after = app.check(warnings=[(victim, cert_key, forger), (victim, digest_key, forger)],

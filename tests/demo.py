@@ -18,19 +18,20 @@ from pathlib import Path
 
 from cryptography import x509
 
-# Run as a script, without pytest's conftest.py: make tests/ importable as it does.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Run as a script, without pytest's conftest.py: make tests/ and the
+# checkout (peers.py) importable as it does.
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
-from e2e import pki  # noqa: E402
-from e2e.build import build_charm  # noqa: E402
-from e2e.deployment import Deployment  # noqa: E402
+from support import pki  # noqa: E402
+from support.build import build_charm  # noqa: E402
+from support.deployment import Deployment  # noqa: E402
+
+from peers import CERT_AVAILABLE, CREATE_CSR, SIGN_CSR  # noqa: E402
 
 UNITS = 3
 LIFETIME_HOURS = 24  # the example's certificate-hours: renewed from hour 16 on
-LAYER_STATES = ('create certificate signing request', 'sign certificate signing request',
-                'signed certificate available')
+LAYER_STATES = (CREATE_CSR, SIGN_CSR, CERT_AVAILABLE)
 LOUD = ('WARNING', 'ERROR', 'CRITICAL')
-DELIVERED = 'interface-tls: certificate for '  # the layer's INFO log on delivery
 
 
 def main():
@@ -64,6 +65,7 @@ def main():
 def print_timeline(records, leader):
     print(f'Timeline ({leader} is the leader; values are described, not shown)')
     digests = {}  # CSR digest -> unit, to name what a <unit>_csr_sha256 refers to
+    had_cert = set()  # units whose certificate is available
     for r in records:
         remote = f'  (remote {r.remote})' if r.remote else ''
         if r.app_change:
@@ -72,10 +74,9 @@ def print_timeline(records, leader):
         print(f'{r.seq:3}  {r.unit:14} {r.hook}{remote}{status}')
         states = [s for s in LAYER_STATES if s in r.flags]
         print(f'       states     {", ".join(states) or "-"}')
-        for _, message in r.logs:
-            if message.startswith(DELIVERED) and message.endswith(' delivered'):
-                print(f'       delivered  {message[len(DELIVERED):-len(" delivered")]}\'s '
-                      'certificate, now in its unitdata')
+        if CERT_AVAILABLE in r.flags and r.unit not in had_cert:
+            had_cert.add(r.unit)
+            print(f"       delivered  {r.unit}'s certificate, now in its unitdata")
         for key, value in r.relation_written.items():
             if key == 'csr' and value:
                 digests[pki.csr_digest(value)] = r.unit
@@ -122,8 +123,8 @@ def prove(app, records):
         except AssertionError as error:
             problems.append(str(error))
             continue
-        if 'signed certificate available' not in model.flags(unit):
-            problems.append(f'{unit}: "signed certificate available" is not raised')
+        if CERT_AVAILABLE not in model.flags(unit):
+            problems.append(f'{unit}: {CERT_AVAILABLE!r} is not raised')
         hours = (pki.validity(cert)[1] - pki.validity(cert)[0]).total_seconds() / 3600
         print(f'  {unit}{" (leader)" if unit == model.leader else ""}\n'
               f'    subject  {cert.subject.rfc4514_string()}\n'

@@ -34,142 +34,34 @@ import builtins
 import itertools
 import json
 import shutil
-import sqlite3
 import textwrap
 from pathlib import Path
 
+from charmhelpers.core import unitdata
 from cryptography.hazmat.primitives import serialization
-from e2e import pki
-from jujusim import Model
 
-CREATE = 'create certificate signing request'
-SIGN = 'sign certificate signing request'
-AVAILABLE = 'signed certificate available'
-STATES = (CREATE, SIGN, AVAILABLE)
+from peers import CERT_AVAILABLE, CREATE_CSR, KV_CA, KV_CERT, KV_SERVER_CERT, KV_STATE, SIGN_CSR
+from support import pki
+from support.jujusim import Model
+
+STATES = (CREATE_CSR, SIGN_CSR, CERT_AVAILABLE)
 
 CONTROL = 'driver.json'
 LOG = 'driver-log.jsonl'
 KEY_FILE = 'driver-key.pem'
 
-REPO = Path(__file__).resolve().parent.parent
+SUPPORT = Path(__file__).resolve().parent
+REPO = SUPPORT.parents[1]
 HOOKS = ('install', 'config-changed', 'start', 'update-status', 'leader-elected',
          'leader-settings-changed', 'upgrade-charm', 'stop')
 RELATION_HOOKS = ('created', 'joined', 'changed', 'departed')
-
-HOOK_FILE = """\
-#!/usr/bin/env python3
-import os
-import sys
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'lib'))
-
-from charms.reactive import main  # noqa: E402
-
-main()
-"""
-
-REACTIVE = '''\
-"""The driver charm's handlers: behaviour from driver.json, runs logged."""
-import json
-import os
-
-import pki
-from charmhelpers.core import hookenv
-from charms.reactive import hook, remove_state, when
-from charms.reactive.flags import get_flags
-from charms.reactive.relations import endpoint_from_name
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
-
-def path(name):
-    return os.path.join(hookenv.charm_dir(), name)
-
-
-def control():
-    with open(path('driver.json')) as handle:
-        return json.load(handle)
-
-
-def note(kind, **fields):
-    fields.update(kind=kind, hook=hookenv.hook_name(), context=os.environ['JUJU_CONTEXT_ID'],
-                  flags=sorted(get_flags()))
-    with open(path('driver-log.jsonl'), 'a') as handle:
-        handle.write(json.dumps(fields) + '\\n')
-
-
-def note_handler(name, tls):
-    note('handler', handler=name, arg=type(tls).__name__, cert=tls.get_signed_cert(),
-         ca=getattr(tls, 'get_ca', lambda: None)())  # the original layer has no get_ca
-
-
-def test_ca():
-    ca = control()['ca']
-    key = serialization.load_pem_private_key(ca['key'].encode(), password=None)
-    cert = x509.load_pem_x509_certificate(ca['cert'].encode())
-    return pki.CA(key, cert, ca['cert'])
-
-
-@hook('install', 'config-changed', 'start', 'update-status', 'leader-elected',
-      'leader-settings-changed', 'upgrade-charm', 'stop',
-      '{peers:tls}-relation-{created,joined,changed,departed}')
-def scripted_calls(*relation):
-    """Run the calls the test scripted for this hook, once. (charms.reactive
-    passes relation hooks' handlers the relation object; it is fetched below
-    for every hook alike.)"""
-    settings = control()
-    now = [c for c in settings['calls'] if c['hook'] == hookenv.hook_name()]
-    if not now:
-        return
-    settings['calls'] = [c for c in settings['calls'] if c not in now]
-    with open(path('driver.json'), 'w') as handle:
-        json.dump(settings, handle)
-    relation = hookenv.role_and_interface_to_relations('peers', 'tls')[0]
-    tls = endpoint_from_name(relation)
-    for call in now:
-        try:
-            value = getattr(tls, call['method'])(*call['args'])
-        except Exception as error:
-            note('call', id=call['id'], error=[type(error).__name__, str(error)])
-        else:
-            note('call', id=call['id'], value=value)
-
-
-@when('create certificate signing request')
-def create(tls):
-    note_handler('create', tls)
-    if control()['create'] and not (control()['original'] and hookenv.is_leader()):
-        key = pki.make_key()
-        with open(path('driver-key.pem'), 'w') as handle:
-            handle.write(pki.key_pem(key))
-        tls.set_csr(pki.make_csr(key, hookenv.local_unit()))
-
-
-@when('sign certificate signing request')
-def sign(tls):
-    note_handler('sign', tls)
-    if control()['sign']:
-        ca = test_ca()
-        if not control()['original']:
-            tls.set_ca(ca.pem)
-        pending = tls.get_csr_map()
-        for unit, csr in sorted(pending.items()):
-            tls.set_cert(unit, pki.sign(ca, csr))
-        note('signed', units=sorted(pending))
-
-
-@when('signed certificate available')
-def available(tls):
-    note_handler('available', tls)
-    if control()['original']:
-        remove_state('signed certificate available')
-    elif control()['sign'] and hookenv.is_leader():
-        tls.set_ca(test_ca().pem)
-'''
+CHARM_FILES = SUPPORT / 'driver_charm'  # its handlers and hook, as files the linter sees
 
 
 def build_charm(root, relation='tls', app='drv'):
-    """Write the driver charm under ``root``; return its directory."""
+    """Assemble the driver charm under ``root`` (named for ``app`` and
+    ``relation``) from driver_charm/, this checkout's peers.py and
+    support/pki.py; return its directory."""
     charm = Path(root) / f'{app}-{relation}'
     (charm / 'hooks' / 'relations' / 'tls').mkdir(parents=True)
     (charm / 'reactive').mkdir()
@@ -183,14 +75,12 @@ def build_charm(root, relation='tls', app='drv'):
             interface: tls
         """))
     for name in HOOKS + tuple(f'{relation}-relation-{kind}' for kind in RELATION_HOOKS):
-        hook = charm / 'hooks' / name
-        hook.write_text(HOOK_FILE)
-        hook.chmod(0o755)
+        shutil.copy(str(CHARM_FILES / 'hooks' / 'hook'), str(charm / 'hooks' / name))
     (charm / 'hooks' / 'relations' / '__init__.py').write_text('')
     (charm / 'hooks' / 'relations' / 'tls' / '__init__.py').write_text('')
     shutil.copy(str(REPO / 'peers.py'), str(charm / 'hooks' / 'relations' / 'tls' / 'peers.py'))
-    shutil.copy(str(REPO / 'tests' / 'e2e' / 'pki.py'), str(charm / 'lib' / 'pki.py'))
-    (charm / 'reactive' / 'driver.py').write_text(REACTIVE)
+    shutil.copy(str(SUPPORT / 'pki.py'), str(charm / 'lib' / 'pki.py'))
+    shutil.copy(str(CHARM_FILES / 'reactive' / 'driver.py'), str(charm / 'reactive' / 'driver.py'))
     return str(charm)
 
 
@@ -203,7 +93,7 @@ class Driver:
 
     ``Driver(tmp_path, relation='tls', units=3)`` adds ``units`` units with
     automatic key making and signing and settles the model. ``model`` is the
-    jujusim model; ``ca`` the test CA (``e2e.pki.CA``) the leader signs with.
+    jujusim model; ``ca`` the test CA (``support.pki.CA``) the leader signs with.
     Call ``close()`` when done.
     """
 
@@ -238,9 +128,9 @@ class Driver:
         return unit
 
     def run_original_layer(self, unit):
-        """Give ``unit`` the original layer's peers.py (tests/original_peers.py)
+        """Give ``unit`` the original layer's peers.py (tests/support/original_peers.py)
         in place of this layer's, before its first hook runs."""
-        shutil.copy(str(REPO / 'tests' / 'original_peers.py'), str(self._peers_module(unit)))
+        shutil.copy(str(SUPPORT / 'original_peers.py'), str(self._peers_module(unit)))
 
     def upgrade(self, unit):
         """Put this layer's peers.py back on ``unit`` and queue upgrade-charm."""
@@ -257,7 +147,7 @@ class Driver:
         self._write_control(unit, settings)
 
     def use_ca(self, ca):
-        """Make every unit's automatic signing use ``ca`` (an ``e2e.pki.CA``) from now on."""
+        """Make every unit's automatic signing use ``ca`` (a ``support.pki.CA``) from now on."""
         self.ca = ca
         for unit in self.model.units:
             self.control(unit, ca={'key': pki.key_pem(ca.key), 'cert': ca.pem})
@@ -355,12 +245,13 @@ class Driver:
 
     def kv(self, unit):
         """The unit's unitdata that belongs to the layer (flags and framework keys left out)."""
+        ours = {KV_CERT.format(unit), KV_STATE.format(self.model.relation)}
         return {key: value for key, value in self.model.kv(unit).items()
-                if key.startswith(('interface-tls.', 'tls.')) or key.endswith('_signed_certificate')}
+                if key in ours or key.startswith((KV_SERVER_CERT, KV_CA))}
 
     def cert(self, unit):
         """The unit's certificate as the layer stored it, or None."""
-        return self.model.kv(unit).get(f'{unit}_signed_certificate')
+        return self.model.kv(unit).get(KV_CERT.format(unit))
 
     def flags(self, unit):
         """Which of the layer's three states are raised on ``unit``."""
@@ -383,12 +274,15 @@ class Driver:
 
     def write_kv(self, unit, values):
         """Write the unit's unitdata between hooks (None deletes), as an
-        earlier charm version (say, the original layer) left it."""
-        with sqlite3.connect(str(self.charm_dir(unit) / '.unit-state.db')) as conn:
+        earlier charm version (say, the original layer) left it, through
+        charmhelpers' own ``unitdata.Storage``."""
+        storage = unitdata.Storage(str(self.charm_dir(unit) / '.unit-state.db'))
+        try:
             for key, value in values.items():
                 if value is None:
-                    conn.execute('delete from kv where key = ?', (key,))
+                    storage.unset(key)
                 else:
-                    conn.execute('insert or replace into kv (key, data) values (?, ?)',
-                                 (key, json.dumps(value)))
-        conn.close()
+                    storage.set(key, value)
+            storage.flush()
+        finally:
+            storage.close()

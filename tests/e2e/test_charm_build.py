@@ -8,8 +8,7 @@ import os
 
 import pytest
 import yaml
-
-from e2e.build import REPO, build_charm, build_info
+from support.build import REPO, build_charm, build_info
 
 STANDARD_HOOKS = ('install', 'config-changed', 'start', 'update-status', 'leader-elected',
                   'leader-settings-changed', 'upgrade-charm')

@@ -8,8 +8,7 @@ import datetime
 import os
 
 import pytest
-
-from e2e.pki import (
+from support.pki import (
     HandshakeError,
     check_unit,
     make_ca,

@@ -75,6 +75,20 @@ Juju semantics modelled (peer relation ``<rel>:0``):
 * A failed hook stays at the head of its unit's queue and is retried.
 * A hook the charm has no file for is skipped (recorded in ``skipped``), as
   Juju does; relation membership still moves on.
+* Every record names the hooks that caused it (``HookRecord.causes``): the
+  hooks whose writes queued it (relation-changed on the units that joined
+  the writer, app-changed, and leader-settings-changed, where leader-set
+  takes effect at the call, so even a hook that then failed is a cause),
+  and for the ``-joined`` and ``-changed`` queued for a peer that has not
+  run ``-relation-created`` yet, that hook of the peer: a unit enters the
+  relation's scope once it has run it ("The relation-created hook always
+  fires before joining", worker/uniter/relation/statetracker.go), and only
+  then can the others join it. A hook queued again while it waits
+  (coalesced) keeps every cause. What the operator queues has none:
+  add_unit's setup hooks (its app-changed too), set_config's
+  config-changed, ``queue``, the leadership hooks of ``move_leader`` and
+  of a removal, the ``-departed`` hooks ``remove_unit`` queues at once, and
+  what ``poke``, ``poke_app`` and ``poke_leader_settings`` fan out.
 """
 import collections
 import datetime
@@ -182,16 +196,27 @@ class HookRecord:
     logs: list  #: juju-log lines as (level, message)
     unsupported: list  #: argv of tool calls jujusim does not model
     seconds: float  #: wall time of the hook run
+    #: seqs of the earlier hooks that caused this one, in the order they came
+    #: (module docstring): a replay that runs every unit on its own machine
+    #: starts it once they have all ended; () for what the operator queued.
+    causes: tuple
 
 
 class _Entry:
-    """A queued hook and how often it has failed so far."""
+    """A queued hook, how often it has failed so far, and the seqs of the
+    hooks that caused it (HookRecord.causes)."""
 
-    __slots__ = ('hook', 'failures')
+    __slots__ = ('hook', 'failures', 'causes')
 
-    def __init__(self, hook):
+    def __init__(self, hook, causes=()):
         self.hook = hook
         self.failures = 0
+        self.causes = list(causes)
+
+    def add_cause(self, cause):
+        """Note that the hook ``cause`` (a seq; None: the operator) queued this one too."""
+        if cause is not None and cause not in self.causes:
+            self.causes.append(cause)
 
 
 class _Unit:
@@ -533,7 +558,7 @@ class Model:
     def duplicate(self, unit, index):
         """Queue a second copy of the hook at ``index`` right after it."""
         queue = self._unit(unit).queue
-        queue.insert(index + 1, _Entry(queue[index].hook))
+        queue.insert(index + 1, _Entry(queue[index].hook, queue[index].causes))
 
     # -- running hooks ------------------------------------------------------
 
@@ -644,15 +669,17 @@ class Model:
             if 'port' in event:
                 ports.append(event['port'])
         if leader_written:  # leader-set takes effect at once, even if the hook fails
-            self._write_leader_settings(leader_written)
+            self._write_leader_settings(leader_written, seq)
         ok, error = result.ok, result.error
         if ok and app_staged and self._leader != unit.name:
             ok, error = False, ('cannot apply changes: updating unit and application settings '
                                 f'for "{unit.name}": permission denied')
         if ok:
             self._transition(unit, entry.hook)
-            self._commit_app(app_staged)
-            self._commit_bag(unit, staged)
+            if entry.hook.name == self._hook_name('created'):
+                self._cause_joins(unit, seq)
+            self._commit_app(app_staged, seq)
+            self._commit_bag(unit, staged, seq)
             for operation, port in ports:
                 (unit.ports.add if operation == 'open' else unit.ports.discard)(port)
         else:
@@ -669,7 +696,7 @@ class Model:
             relation_written=staged if ok else {}, app_written=app_staged if ok else {},
             leader_written=leader_written,
             flags=frozenset(self._executor.read_kv(unit, 'reactive.states.')),
-            logs=logs, unsupported=unsupported, seconds=seconds)
+            logs=logs, unsupported=unsupported, seconds=seconds, causes=tuple(entry.causes))
         self.history.append(record)
         return record
 
@@ -685,8 +712,18 @@ class Model:
             unit.queue = [e for e in unit.queue if e.hook.remote != hook.remote
                           or e.hook.name == hook.name]
 
-    def _commit_app(self, changes):
-        """Commit application-bag writes; queue app-changed (module docstring)."""
+    def _cause_joins(self, unit, seq):
+        """``unit`` entered the relation with hook ``seq``: that caused the
+        -joined and -changed for it still queued on the other units."""
+        join = (self._hook_name('joined'), self._hook_name('changed'))
+        for other in self._units.values():
+            for entry in other.queue:
+                if entry.hook.remote == unit.name and entry.hook.name in join:
+                    entry.add_cause(seq)
+
+    def _commit_app(self, changes, cause=None):
+        """Commit application-bag writes; queue app-changed (module docstring),
+        caused by hook ``cause`` (None: the operator)."""
         bag = tools.merged(self._app_bag, changes)
         if bag == self._app_bag:
             return
@@ -694,10 +731,11 @@ class Model:
         self._app_version += 1
         for unit in self._units.values():
             if not unit.dying and (self.self_notify or unit.name != self._leader):
-                self._queue_once(unit, Hook(self._hook_name('changed')))
+                self._queue_once(unit, Hook(self._hook_name('changed')), cause)
 
-    def _commit_bag(self, unit, staged):
-        """Commit relation-set writes; tell the units that joined ``unit``."""
+    def _commit_bag(self, unit, staged, cause=None):
+        """Commit relation-set writes; tell the units that joined ``unit``,
+        caused by hook ``cause`` (None: the operator)."""
         bag = tools.merged(unit.bag, staged)
         if bag == unit.bag:
             return
@@ -708,16 +746,18 @@ class Model:
                 continue
             if any(e.hook.name == departed and e.hook.remote == unit.name for e in other.queue):
                 continue
-            self._queue_once(other, Hook(self._hook_name('changed'), unit.name))
+            self._queue_once(other, Hook(self._hook_name('changed'), unit.name), cause)
 
-    def _write_leader_settings(self, changes):
+    def _write_leader_settings(self, changes, cause=None):
+        """Change leader settings; queue leader-settings-changed on the other
+        units, caused by hook ``cause`` (None: the operator)."""
         settings = tools.merged(self._leader_settings, changes)
         if settings == self._leader_settings:
             return
         self._leader_settings = settings
         for unit in self._units.values():
             if not unit.dying and unit.name != self._leader:
-                self._queue_once(unit, Hook('leader-settings-changed'))
+                self._queue_once(unit, Hook('leader-settings-changed'), cause)
 
     def _elect(self):
         """Pick a new leader among the live units (lowest number, or by seed)."""
@@ -843,10 +883,14 @@ class Model:
             raise ValueError(f'{name} is being removed')
         return unit
 
-    def _queue_once(self, unit, hook):
-        """Queue ``hook`` unless the same hook is already waiting (Juju coalesces)."""
-        if all(entry.hook != hook for entry in unit.queue):
-            unit.queue.append(_Entry(hook))
+    def _queue_once(self, unit, hook, cause=None):
+        """Queue ``hook`` unless the same hook is already waiting (Juju
+        coalesces); either way hook ``cause`` (a seq, or None) is one of its causes."""
+        entry = next((entry for entry in unit.queue if entry.hook == hook), None)
+        if entry is None:
+            entry = _Entry(hook)
+            unit.queue.append(entry)
+        entry.add_cause(cause)
 
 
 #: What an executor gets to run one hook.

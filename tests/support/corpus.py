@@ -31,7 +31,7 @@ import cryptography
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
-from e2e import pki
+from support import pki
 
 CSR, CERT, CA = 'csr', 'cert', 'ca'
 

@@ -24,10 +24,10 @@ on the leader is the leader's word, and may be used).
 
 Mixed versions. A quarter of the sequences deploy two units on the
 original layer and settle them there (the original leader answers in its
-own bag): they get tests/original_peers.py (a stand-in with the original's
+own bag): they get tests/support/original_peers.py (a stand-in with the original's
 wire behaviour) as ``hooks/relations/tls/peers.py`` before their first
 hook, as do units added until an upgrade begins; ``upgrade`` puts this
-layer's back on one unit and queues upgrade-charm, as tests/driver.py does,
+layer's back on one unit and queues upgrade-charm, as tests/support/driver.py does,
 and from then on added units get the new charm, as from Juju. Teardown
 upgrades the units left one at a time, settling after each. The
 example charm calls ``set_ca`` and ``get_ca``, which the original lacks, so
@@ -103,12 +103,12 @@ work undone, which is what the after-settling checks look for; with it the
 leader runs a hook after each of its writes, which must write nothing. All
 1,000 under both (about 15 minutes on one core)::
 
-    HYPOTHESIS_PROFILE=full python -m pytest -q tests/test_model.py -k random
+    HYPOTHESIS_PROFILE=full python -m pytest -q tests/test_model_checker.py -k random
 
 To explore new sequences, random ones of up to 30 steps, for as long as you
 like::
 
-    HYPOTHESIS_PROFILE=explore python -m pytest -q -s tests/test_model.py -k random
+    HYPOTHESIS_PROFILE=explore python -m pytest -q -s tests/test_model_checker.py -k random
 
 It prints the seed of each run, and adding ``--hypothesis-seed=<seed>`` to
 the same command replays it; a failure prints its shrunk steps (and a
@@ -127,8 +127,6 @@ import hypothesis.core
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from e2e import pki
-from e2e.build import build_charm
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -138,21 +136,35 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from jujusim import Model
+from support import pki
+from support.build import build_charm
+from support.jujusim import Model
+from support.pki import bundle_ders, ca_digest, cert_der, csr_digest, public_key
 
-import peers
+from peers import (
+    CA_ACK_KEY as CA_ACK,
+)
+from peers import (
+    CA_NEXT_KEY as CA_NEXT,
+)
+from peers import (
+    CA_PREVIOUS_KEY as CA_PREVIOUS,
+)
+from peers import (
+    CERT_AVAILABLE,
+    CERT_KEY,
+    CREATE_CSR,
+    KV_CA,
+    KV_SERVER_CERT,
+    KV_SERVER_CERT_EXPIRY,
+    KV_STATE,
+    SIGN_CSR,
+)
+from peers import CSR_DIGEST_KEY as DIGEST_KEY
 
 RELATION = 'tls'
 MAX_UNITS = 6
-CREATE_CSR = 'create certificate signing request'
-SIGN_CSR = 'sign certificate signing request'
-CERT_AVAILABLE = 'signed certificate available'
-LAYER_STATE = 'interface-tls.' + RELATION
-KV_CA = 'tls.ca.certificate'
-KV_SERVER_CERT = 'tls.server.certificate'
-CERT_KEY = '{}_signed_certificate'
-DIGEST_KEY = '{}_csr_sha256'
-CA_NEXT, CA_PREVIOUS, CA_ACK = peers.CA_NEXT_KEY, peers.CA_PREVIOUS_KEY, peers.CA_ACK_KEY
+LAYER_STATE = KV_STATE.format(RELATION)
 JUJU_KEYS = {'private-address', 'ingress-address', 'egress-subnets'}
 INJECTED = 'jujusim: injected hook failure'
 # What a unit whose leadership ended mid-hook gets from relation-set --app.
@@ -163,9 +175,9 @@ CA_KEY_SETTING = 'ca-key'
 LAYER_FILE = Path('hooks', 'relations', 'tls', 'peers.py')
 # The original layer's stand-in, with the two methods the example calls and
 # it lacks (module docstring).
-ORIGINAL_LAYER = (Path(__file__).parent / 'original_peers.py').read_text() + '''
+ORIGINAL_LAYER = (Path(__file__).parent / 'support' / 'original_peers.py').read_text() + '''
 
-# Added by tests/test_model.py: the example charm calls these, which the
+# Added by tests/test_model_checker.py: the example charm calls these, which the
 # original layer lacks; neither touches the relation.
 TlsPeers.set_ca = lambda self, ca, emergency=False: None
 TlsPeers.get_ca = lambda self: None
@@ -203,52 +215,10 @@ def rogue_ca():
     return _rogue[0]
 
 
-def public_key(pem):
-    """The SubjectPublicKeyInfo DER of a PEM certificate or CSR; None if it is neither."""
-    data = (pem or '').encode()
-    try:
-        loaded = (x509.load_pem_x509_csr(data) if b'CERTIFICATE REQUEST' in data
-                  else x509.load_pem_x509_certificate(data))
-    except ValueError:
-        return None
-    return loaded.public_key().public_bytes(serialization.Encoding.DER,
-                                            serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def csr_digest(pem):
-    """Hex SHA-256 of a CSR's DER, as the layer publishes it; None if not a CSR."""
-    try:
-        csr = x509.load_pem_x509_csr((pem or '').encode())
-    except ValueError:
-        return None
-    return hashlib.sha256(csr.public_bytes(serialization.Encoding.DER)).hexdigest()
-
-
-def ca_digest(pem):
-    """What a unit acknowledges a CA with: SHA-256 of its certificates' DER."""
-    ders = bundle_ders(pem)
-    return hashlib.sha256(b''.join(ders)).hexdigest() if ders and None not in ders else None
-
-
-def bundle_ders(pem):
-    """DER of each certificate in PEM text holding one or more."""
-    end = '-----END CERTIFICATE-----'
-    return [cert_der(block + end) for block in (pem or '').split(end) if block.strip()]
-
-
 def lifetime_passed(pem):
     """How much of a certificate's lifetime has passed, by time.time()."""
     begins, ends = pki.validity(x509.load_pem_x509_certificate(pem.encode()))
     return (time.time() - begins.timestamp()) / (ends - begins).total_seconds()
-
-
-def cert_der(pem):
-    """DER of a PEM certificate; None if it is not one."""
-    try:
-        return x509.load_pem_x509_certificate((pem or '').encode()).public_bytes(
-            serialization.Encoding.DER)
-    except ValueError:
-        return None
 
 
 class TlsModel(RuleBasedStateMachine):
@@ -659,7 +629,7 @@ class TlsModel(RuleBasedStateMachine):
         was down, or time passed with no hook run), or None."""
         kv = self.model.kv(unit)
         cert = kv.get(KV_SERVER_CERT)
-        return kv.get(KV_SERVER_CERT + '.expiry') if cert and lifetime_passed(cert) >= 0.9 else None
+        return kv.get(KV_SERVER_CERT_EXPIRY) if cert and lifetime_passed(cert) >= 0.9 else None
 
     def _lost_ca_digests(self, app_before):
         """The two CAs a leader may warn about as a lost CA, by digest: the
@@ -847,7 +817,7 @@ class TlsModel(RuleBasedStateMachine):
 
     def _install_layer(self, unit, text):
         """Make ``text`` the unit's peers.py, in the copy of the charm jujusim
-        gave it (as tests/driver.py does; jujusim has no public accessor)."""
+        gave it (as tests/support/driver.py does; jujusim has no public accessor)."""
         (Path(self.model._unit(unit).charm_dir) / LAYER_FILE).write_text(text)
 
     def _leaders_ca(self):
@@ -1106,7 +1076,7 @@ def test_certificates_never_expire_while_update_status_runs(charm, tmp_path, sel
                      lambda: state.live_through(days=720)):
             step()
         renewals = [r for r in state.model.history if r.unit == state.model.leader
-                    and any(key.endswith('_signed_certificate') for key in r.app_written)]
+                    and any(_answer_unit(key) for key in r.app_written)]
         assert len(renewals) >= 2 * 720 // 70, len(renewals)
     finally:
         state.teardown()

@@ -187,9 +187,48 @@ def public_der(public_key):
 
 
 def csr_digest(csr_pem):
-    """Hex SHA-256 of a CSR's DER, as the leader publishes it in ``<unit>_csr_sha256``."""
-    csr = x509.load_pem_x509_csr(csr_pem.encode())
+    """Hex SHA-256 of a PEM CSR's DER, as the leader publishes it in
+    ``<unit>_csr_sha256``; None if the text is not a CSR. The tests' one
+    way to compute it, independent of the layer's."""
+    try:
+        csr = x509.load_pem_x509_csr((csr_pem or '').encode())
+    except ValueError:
+        return None
     return hashlib.sha256(csr.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def cert_der(pem):
+    """DER of a PEM certificate; None if the text is not one."""
+    try:
+        return x509.load_pem_x509_certificate((pem or '').encode()).public_bytes(
+            serialization.Encoding.DER)
+    except ValueError:
+        return None
+
+
+def bundle_ders(pem):
+    """DER of each certificate in PEM text holding one or more (None for a
+    block that is not a certificate)."""
+    end = '-----END CERTIFICATE-----'
+    return [cert_der(block + end) for block in (pem or '').split(end) if block.strip()]
+
+
+def ca_digest(pem):
+    """What a unit acknowledges a CA bundle with (``ca_ack``): hex SHA-256 of
+    its certificates' DER, in order; None unless every block is a certificate."""
+    ders = bundle_ders(pem)
+    return hashlib.sha256(b''.join(ders)).hexdigest() if ders and None not in ders else None
+
+
+def public_key(pem):
+    """The SubjectPublicKeyInfo DER of a PEM certificate or CSR; None if it is neither."""
+    data = (pem or '').encode()
+    try:
+        loaded = (x509.load_pem_x509_csr(data) if b'CERTIFICATE REQUEST' in data
+                  else x509.load_pem_x509_certificate(data))
+    except ValueError:
+        return None
+    return public_der(loaded.public_key())
 
 
 def verify_signature(ca_cert, cert):
