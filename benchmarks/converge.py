@@ -7,12 +7,14 @@ gets ``-relation-changed`` for its own application-bag writes (jujusim's
 
 Part 1 deploys N units of the example charm from nothing and settles. Part 2
 takes N = 3, 5 and 10 settled units through a re-key of every unit, a routine
-CA rotation, a leader move between live units and a renewal round (the clock
-moved past two thirds of the certificates' lifetime, update-status on every
-unit, as Juju runs it every few minutes). Counts come from the in-process
-executor; the subprocess executor (a process per hook) runs the smaller cases
-(not the renewal: its hook processes keep the real clock) to give real wall
-times, and its counts are checked to be the same.
+CA rotation, a leader move between live units and a renewal round (the hooks'
+clock moved past two thirds of the certificates' lifetime with
+``Model.advance_clock``, which both executors honour, then update-status on
+every unit, as Juju runs it every few minutes). Counts come from the
+in-process executor; the subprocess executor (a process per hook) runs the
+smaller cases to give real wall times, and its counts are checked to be the
+same. Part 3 replays the deployments of Part 1 as a Juju model runs them,
+every unit on its own machine (below).
 
 Per run:
 
@@ -59,13 +61,60 @@ Per run:
 * certificates issued (distinct new certificates in the application bag)
   against those needed, and writes that only repeated what a bag held.
 
+The wall times above run every hook one after another. In a Juju model each
+unit's agent runs that unit's hooks, one at a time, while the other units
+run theirs, so how long a deployment takes is set by its longest chain of
+hooks. Part 3 replays the deployments of :data:`CONVERGENCE_N` units (the
+in-process runs of Part 1, leader not told) that way, as discrete events:
+every unit runs its own hooks in their recorded order, and a hook starts
+once its unit is free and every hook that caused it (``HookRecord.causes``:
+the hooks whose writes queued it) has ended. A hook costs its measured
+in-process time plus its hook tool calls times :data:`CALL_LATENCY`, 20 ms.
+That figure is an assumption, not a measurement: a hook tool is a process
+(``jujuc``, which starts in about a millisecond, juju#11311) asking the unit
+agent over a local socket, and the agent answers some calls (a peer's
+settings the hook has not read yet, ``status-set``, ``goal-state``) with an
+API call to the controller, a network round trip and a database read; 20 ms
+stands for a controller on a nearby network, not loaded. The replay is run
+at 5 ms (a controller on the same host) and 50 ms (a remote or busy one)
+too, to show how much the answer depends on it. What is not counted: the
+start of each hook's Python process and the agent's own work between hooks,
+the same for every hook, so a longer chain costs more of it. Only what
+queued a hook is waited for, not every write it read in the recording: a
+hook can start before a peer's earlier write that it saw has ended, where
+Juju would have it see that write one hook later, in the -changed the write
+queued on the same unit. (In a deployment every CSR is written in
+``-relation-created``, which the leader's ``-joined`` for that unit waits
+for.) And the hooks are the recording's: where jujusim coalesced writes into
+one queued hook because the unit was busy with others, a unit that is idle
+sooner on its own machine may run that hook more than once. Per N:
+
+* the serial time (every hook's cost, one after another) and the concurrent
+  time (when the last hook ends);
+* the critical path: the chain of hooks that ends last, followed back from
+  that hook through whatever it waited for (its unit's previous hook, or the
+  cause that ended last; the previous hook on a tie), to a hook that waited
+  for nothing. It is how many hooks, through how many units, and how many of
+  them and what share of its time are the leader's;
+* each unit's busy time (its hooks' costs added up), the leader's and the
+  busiest follower's: a unit busy for the whole concurrent time is the
+  bottleneck;
+* the concurrent time again with the leader's hooks not charged for the
+  layer's reads beyond a follower's :data:`FOLLOWER_READS` (the N peer bags
+  the leader reads in every hook): what those reads cost the deployment.
+
 It checks its claims and exits 1 naming the first that fails (:data:`CLAIMS`
-says them in words). It writes docs/cost.md and docs/cost.png (or ``--out``;
-``--quick`` writes nothing unless ``--out`` is given).
+says them in words). It writes docs/cost.md and docs/cost.png, and the tables
+of the README's "What it costs" between their markers (``<!-- bench:NAME -->``
+and ``<!-- /bench:NAME -->``), the same tables cost.md holds between the same
+markers (``tests/test_readme_numbers.py`` checks that they agree). With
+``--out`` it writes cost.md and cost.png there and leaves the README alone;
+``--quick`` writes nothing unless ``--out`` is given.
 """
 import argparse
 import collections
 import contextlib
+import itertools
 import os
 import sys
 import tempfile
@@ -75,18 +124,25 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'tests'))
 
-import jujusim.tools  # noqa: E402
-from e2e.build import build_charm  # noqa: E402
-from jujusim import Model  # noqa: E402
+import support.jujusim.tools  # noqa: E402
+from support.build import build_charm  # noqa: E402
+from support.jujusim import Model  # noqa: E402
 
 SELF_NOTIFY = (False, True)
 NOTIFY_NAMES = {False: 'leader not told', True: 'self-notified'}
-INPROCESS_N = (2, 5, 10, 20, 50)
+INPROCESS_N = (2, 3, 5, 10, 20, 50)
 SUBPROCESS_N = (2, 5)  # processes are slow: N=10 alone takes about 100 s
 QUICK_N = (2, 3, 5)
 OPERATIONS_N = (3, 5, 10)
 SUBPROCESS_OPERATIONS_N = (3,)
 RENEWAL_DAYS = 61  # past two thirds of the example's 90-day certificates
+#: Seconds a hook tool call costs in the concurrent replay (module docstring
+#: says why), and the other latencies the replay is run at.
+CALL_LATENCY = 0.020
+OTHER_LATENCIES = (0.005, 0.050)
+#: The deployments replayed with every unit on its own machine.
+CONVERGENCE_N = (3, 5, 10, 20, 50)
+README = REPO / 'README.md'
 RELATION = 'tls'
 CERT_SUFFIX = '_signed_certificate'
 LAYER_FILE = os.path.join('hooks', 'relations', 'tls', 'peers.py')
@@ -108,7 +164,7 @@ CLAIMS = (
     'every hook succeeds and nothing is logged at WARNING or above',
     'the leader issues each needed certificate once, and no write repeats what a bag holds',
     'no run costs fewer hooks than its floor (else the floor is wrong)',
-    'with the leader not told, every run costs exactly its floor',
+    'with the leader not told, every run costs exactly its floor, kind by kind',
     'with the leader not told, no run costs more hooks than with wire format 1, unless '
     "wire format 2's floor is higher",
     'a leader move writes nothing and runs only leadership hooks',
@@ -120,9 +176,19 @@ CLAIMS = (
     f'the layer makes at most {LEADER_READS} + N reads in a leader hook and writes there at '
     'most one relation-set of the application bag, and of its own bag only when the hook '
     'changes its CSR or acknowledges a CA (after the probe)',
-    'a routine CA rotation costs fewer than N² + 4N hooks',
+    'with the leader not told, deploying costs 2N² + 4N − 1 hooks, a routine CA rotation '
+    'N² + 2N − 2 and a renewal round 2N − 1; self-notified, one more each, two more for a '
+    'CA rotation',
+    'every hook that caused a hook ran before it, so the replay of Part 3 runs every hook',
+    'with every unit on its own machine (Part 3), a deployment takes as long as its '
+    "leader's hooks added up: its critical path is the leader's hooks, all of them",
     'both executors run the same hooks with the same calls and writes',
 )
+#: Hooks a run costs by the formulas of CLAIMS: with the leader not told, as
+#: a function of N, and how many more self-notified.
+HOOK_FORMULAS = {'deploy': (lambda n: 2 * n * n + 4 * n - 1, 1),
+                 'CA rotation': (lambda n: n * n + 2 * n - 2, 2),
+                 'renewal': (lambda n: 2 * n - 1, 1)}
 
 
 class ClaimFailed(Exception):
@@ -135,6 +201,15 @@ def deploy_floor(n, notified):
             'leader-settings-changed': n - 1, 'config-changed': n, 'start': n,
             'relation-joined': n * (n - 1), 'relation-changed': n * (n - 1),
             'app-changed': n - 1 + notified}
+
+
+def renew(model):
+    """Let RENEWAL_DAYS pass for the hooks (the clock the layer and the example
+    read, in both executors) and queue update-status on every unit, as Juju
+    does every few minutes: the leader renews every certificate then."""
+    model.advance_clock(days=RENEWAL_DAYS)
+    for unit in model.units:
+        model.queue(unit, 'update-status')
 
 
 OPERATIONS = {  # name: (what it does to a settled model, its floor, certificates it needs)
@@ -150,7 +225,7 @@ OPERATIONS = {  # name: (what it does to a settled model, its floor, certificate
     'leader move': (lambda m: m.move_leader(m.units[1]),
                     lambda n, notified: {'leader-elected': 1},
                     lambda n: 0),
-    'renewal': (lambda m: [m.queue(unit, 'update-status') for unit in m.units],
+    'renewal': (renew,
                 lambda n, notified: {'update-status': n, 'app-changed': n - 1 + notified},
                 lambda n: n),
 }
@@ -162,21 +237,21 @@ def attributed_calls(root):
     of a charm under ``root``, whose call it is (layer, consumer, framework).
 
     The in-process executor answers every call through
-    ``jujusim.tools.HookTools.call`` on the hook's own stack, so the stack
+    ``support.jujusim.tools.HookTools.call`` on the hook's own stack, so the stack
     says who made it; a hook process cannot tell.
     """
     origins = []
-    call = jujusim.tools.HookTools.call
+    call = support.jujusim.tools.HookTools.call
 
     def attributing(tools, argv):
         origins.append(_origin(sys._getframe(1), str(root)))
         return call(tools, argv)
 
-    jujusim.tools.HookTools.call = attributing
+    support.jujusim.tools.HookTools.call = attributing
     try:
         yield origins
     finally:
-        jujusim.tools.HookTools.call = call
+        support.jujusim.tools.HookTools.call = call
 
 
 def _origin(frame, root):
@@ -235,8 +310,9 @@ class Run:
                         bag.pop(key, None)
                     else:
                         bag[key] = value
-        self.signature = [(r.unit, r.hook, r.remote, r.app_change, sorted(r.calls.items()),
-                           sorted(r.relation_written), sorted(r.app_written)) for r in records]
+        self.signature = [(r.unit, r.hook, r.remote, r.app_change, r.causes,
+                           sorted(r.calls.items()), sorted(r.relation_written),
+                           sorted(r.app_written)) for r in records]
 
     def _attribute(self, origins):
         """Split ``origins`` (one per call, in order) among the records."""
@@ -301,30 +377,16 @@ def operations(charm, executor, n, notified, workdir, origins=None):
             model.add_unit()
         model.settle()
         for label, (change, floor, needed) in OPERATIONS.items():
-            if label == 'renewal' and executor != 'inprocess':
-                continue
-            with clock_ahead(RENEWAL_DAYS if label == 'renewal' else 0):
-                change(model)
-                runs.append(settle(label, n, notified, floor(n, notified), needed(n), model, origins))
+            change(model)
+            runs.append(settle(label, n, notified, floor(n, notified), needed(n), model, origins))
     return runs
-
-
-@contextlib.contextmanager
-def clock_ahead(days):
-    """Move time.time(), the clock of the layer and of the example charm,
-    ``days`` ahead for hooks run in process."""
-    real = time.time
-    time.time = lambda: real() + days * 86400
-    try:
-        yield
-    finally:
-        time.time = real
 
 
 # --- claims -----------------------------------------------------------------
 
-def check_claims(runs):
-    """Raise ClaimFailed for the first claim of CLAIMS a run breaks."""
+def check_claims(runs, replays):
+    """Raise ClaimFailed for the first claim of CLAIMS a run, or a replay of
+    Part 3, breaks."""
     told = {(r.label, r.n): r for r in runs if not r.notified}
     for r in runs:
         _claim(0, r, [f'{x.unit} {x.hook}: {message}' for x in r.records
@@ -337,7 +399,9 @@ def check_claims(runs):
                       if r.kinds[kind] < least])
         floor = sum(r.floor.values())
         if not r.notified:
-            _claim(3, r, [] if r.hooks == floor else [f'{r.hooks} hooks, floor {floor}'])
+            _claim(3, r, [f'{kind}: {r.kinds[kind]}, floor {r.floor.get(kind, 0)}'
+                          for kind in sorted(set(r.kinds) | set(r.floor))
+                          if r.kinds[kind] != r.floor.get(kind, 0)])
             old = WIRE_FORMAT_1.get((r.label, r.n))
             if old is not None and r.hooks > max(old, floor):
                 _claim(4, r, [f'{r.hooks} hooks > {old}'])
@@ -357,13 +421,24 @@ def check_claims(runs):
         if r.layer is not None:
             _claim(7, r, _layer_in_followers(r))
             _claim(8, r, _layer_in_leader(r))
-        if r.label == 'CA rotation' and r.hooks >= r.n ** 2 + 4 * r.n:
-            _claim(9, r, [f'{r.hooks} hooks'])
+        if r.label in HOOK_FORMULAS:
+            formula, more = HOOK_FORMULAS[r.label]
+            expected = formula(r.n) + more * r.notified
+            _claim(9, r, [] if r.hooks == expected else [f'{r.hooks} hooks, {expected} by the formula'])
+        _claim(10, r, [f'{x.unit} {x.hook} (hook {x.seq}) caused by {x.causes}'
+                       for x in r.records if any(cause >= x.seq for cause in x.causes)])
     for notified in SELF_NOTIFY:
         deploys = [r for r in runs if r.label == 'deploy' and r.notified == notified]
         if deploys and deploys[-1].most_calls['follower'] > deploys[0].most_calls['follower']:
             _claim(7, deploys[-1], [f"{deploys[-1].most_calls['follower']} calls in a follower "
                                     f"hook, {deploys[0].most_calls['follower']} at N={deploys[0].n}"])
+
+
+    for c in replays:
+        leaders = [r for r in c.run.records if r.unit == c.run.leader]
+        _claim(11, c.run, [] if [step.record for step in c.path] == leaders else
+               [f'{len(c.path)} hooks on the critical path, {c.leader_hooks} of them among the '
+                f"leader's {len(leaders)}"])
 
 
 def _layer_in_followers(run):
@@ -404,6 +479,85 @@ def check_same(subprocess_runs, inprocess_runs):
     return ('Counts are identical with both executors (same hooks in the same order, same '
             'hook tool calls, same keys written) for: '
             + ', '.join(r.name for r in subprocess_runs) + '.')
+
+
+# --- every unit on its own machine ------------------------------------------
+
+#: One hook of a replay: its record, when it starts and ends (seconds from
+#: the start of the run), and the step it waited for (None: nothing).
+Step = collections.namedtuple('Step', 'record start end after')
+
+
+def replay(records, cost):
+    """Run ``records`` as a Juju model would, each unit on its own machine: a
+    unit runs its hooks one at a time in their recorded order, and a hook
+    starts once its unit is free and every hook that caused it has ended (a
+    cause from before the run ended before it began). ``cost(record)`` is a
+    hook's duration. Records come in seq order, so what a hook waits for is
+    already placed."""
+    steps, last = {}, {}
+    for r in records:
+        before = [steps[seq] for seq in (last.get(r.unit),) + r.causes if seq in steps]
+        after = max(before, key=lambda step: step.end, default=None)  # a tie: the unit's own
+        start = 0.0 if after is None else after.end
+        steps[r.seq] = Step(r, start, start + cost(r), after)
+        last[r.unit] = r.seq
+    return list(steps.values())
+
+
+def call_cost(latency):
+    """A hook's cost in the replay: its in-process time and its calls at ``latency``."""
+    return lambda record: record.seconds + latency * sum(record.calls.values())
+
+
+def critical_path(steps):
+    """The chain of steps that ends last, first to last: from the last to end,
+    back through what each waited for, to one that waited for nothing. Each
+    starts as the one before ends, so its costs add up to the run's time."""
+    step, path = max(steps, key=lambda step: step.end), []
+    while step is not None:
+        path.append(step)
+        step = step.after
+    return path[::-1]
+
+
+class Convergence:
+    """A deploy run replayed with every unit on its own machine (module docstring)."""
+
+    def __init__(self, run):
+        self.run = run
+        cost = call_cost(CALL_LATENCY)
+        self.serial = sum(cost(r) for r in run.records)
+        steps = replay(run.records, cost)
+        self.seconds = max(step.end for step in steps)
+        self.at = {latency: max(step.end for step in replay(run.records, call_cost(latency)))
+                   for latency in OTHER_LATENCIES}
+        self.path = critical_path(steps)
+        self.leader_hooks = sum(step.record.unit == run.leader for step in self.path)
+        self.leader_share = sum(step.end - step.start for step in self.path
+                                if step.record.unit == run.leader) / self.seconds
+        busy = collections.Counter()
+        for r in run.records:
+            busy[r.unit] += cost(r)
+        self.leader_busy = busy.pop(run.leader)
+        self.follower_busy = max(busy.values())
+        self._reads = {r.seq: mine['read'] for r, mine in zip(run.records, run.layer)}
+        self.without_reads = max(step.end for step in replay(run.records, self._without_reads))
+
+    def _without_reads(self, record):
+        """A hook's cost with a leader hook's layer reads beyond a follower's not charged."""
+        extra = max(0, self._reads[record.seq] - FOLLOWER_READS) if record.unit == self.run.leader else 0
+        return call_cost(CALL_LATENCY)(record) - CALL_LATENCY * extra
+
+    def segments(self):
+        """The critical path as runs of consecutive hooks on one unit:
+        (unit, hooks by kind, seconds)."""
+        segments = []
+        for unit, steps in itertools.groupby(self.path, lambda step: step.record.unit):
+            steps = list(steps)
+            segments.append((unit, collections.Counter(_kind(step.record) for step in steps),
+                             steps[-1].end - steps[0].start))
+        return segments
 
 
 # --- reporting ------------------------------------------------------------
@@ -469,6 +623,115 @@ def tools_table(runs):
         + [r.tools[t] for t in tools] for r in runs])
 
 
+def readme_deploy_table(runs):
+    """The README's deploy table: a row per N with the leader not told, the
+    self-notified run's hooks beside it."""
+    notified = {r.n: r for r in runs if r.notified}
+    rows = []
+    for r in runs:
+        if r.notified:
+            continue
+        calls, layer = sum(r.tools.values()), r.origins['layer']
+        rows.append([r.n, r.hooks, sum(r.floor.values()), notified[r.n].hooks,
+                     WIRE_FORMAT_1.get(('deploy', r.n), '-'), calls, f'{calls / r.n ** 2:.1f}',
+                     layer, f'{layer / r.n ** 2:.1f}', r.most_calls['follower'],
+                     r.most_calls['leader'], f'{r.certs} / {r.needed_certs}', r.redundant,
+                     f'{r.seconds:.2f}'])
+    return table(['N', 'hooks', 'floor', 'self-notified', 'wire format 1', 'tool calls',
+                  'tool calls / N²', "the layer's", "the layer's / N²",
+                  'most calls in one follower hook', 'most calls in one leader hook',
+                  'certificates signed / needed', 'writes that changed nothing',
+                  'wall s, in-process'], rows)
+
+
+def readme_operations_table(runs):
+    """The README's table of operations: a row per operation and N with the
+    leader not told, the self-notified run's hooks in brackets."""
+    notified = {(r.label, r.n): r for r in runs if r.notified}
+    told = sorted((r for r in runs if not r.notified),
+                  key=lambda r: (list(OPERATIONS).index(r.label), r.n))
+    return table(['operation', 'N', 'hooks', 'floor', 'wire format 1', 'tool calls',
+                  'most calls in one follower hook', 'certificates signed / needed',
+                  'writes that changed nothing'], [
+        [r.label, r.n, f'{r.hooks} ({notified[r.label, r.n].hooks})', sum(r.floor.values()),
+         WIRE_FORMAT_1.get((r.label, r.n), '-'), sum(r.tools.values()),
+         r.most_calls['follower'] or '-', f'{r.certs} / {r.needed_certs}', r.redundant]
+        for r in told])
+
+
+def _ms(latency):
+    return f'{latency * 1000:g} ms'
+
+
+def convergence_table(replays):
+    """One row per deployment replayed with every unit on its own machine."""
+    return table(
+        ['N', 'hooks', f'serial s, {_ms(CALL_LATENCY)} a call', f'concurrent s, {_ms(CALL_LATENCY)}']
+        + [f'concurrent s, {_ms(latency)}' for latency in OTHER_LATENCIES]
+        + ['critical path: hooks', 'units', "the leader's hooks", "the leader's share of its time",
+           'leader busy s', 'busiest follower busy s',
+           "concurrent s, the leader's reads beyond a follower's not charged"],
+        [[c.run.n, c.run.hooks, f'{c.serial:.1f}', f'{c.seconds:.1f}']
+         + [f'{c.at[latency]:.1f}' for latency in OTHER_LATENCIES]
+         + [len(c.path), len({step.record.unit for step in c.path}), c.leader_hooks,
+            f'{c.leader_share:.0%}', f'{c.leader_busy:.1f}', f'{c.follower_busy:.1f}',
+            f'{c.without_reads:.1f}'] for c in replays])
+
+
+def critical_paths(replays):
+    """A line per deployment: its critical path, unit by unit."""
+    return '\n'.join(
+        f'- N={c.run.n}: ' + ', then '.join(
+            f'{unit}, {sum(kinds.values())} hooks ('
+            + ', '.join(f'{count} {kind}' for kind, count in kinds.items()) + f'), {seconds:.1f} s'
+            for unit, kinds, seconds in c.segments())
+        for c in replays)
+
+
+def bottleneck(replays):
+    """Sentences on how much longer the leader is busy than anyone else, and
+    on what its reads of every peer's bag cost."""
+    return (
+        "The leader's busy time against the busiest follower's: "
+        + ', '.join(f'{c.leader_busy / c.follower_busy:.1f}× at N={c.run.n}' for c in replays)
+        + ". Not charging the leader's hooks for the layer's reads beyond a follower's "
+        f'{FOLLOWER_READS} (the bags of the N peers, read in every hook) takes the concurrent time '
+        + ', '.join(f'from {c.seconds:.1f} to {c.without_reads:.1f} s at N={c.run.n} '
+                    f'(−{1 - c.without_reads / c.seconds:.0%})' for c in replays) + '.')
+
+
+def readme_tables(inp, inp_ops, replays):
+    """The README's tables by marker name, which cost.md holds too."""
+    return {'deploy': readme_deploy_table(inp), 'operations': readme_operations_table(inp_ops),
+            'convergence': convergence_table(replays)}
+
+
+def markers(name):
+    """The lines before and after README table ``name``."""
+    return f'<!-- bench:{name} -->', f'<!-- /bench:{name} -->'
+
+
+def marked(name, text):
+    """``text`` between the markers of README table ``name``."""
+    begin, end = markers(name)
+    return f'{begin}\n{text}\n{end}'
+
+
+def write_readme(path, tables):
+    """Put each of ``tables`` between its markers in the README at ``path``,
+    so that its figures are this run's; fail if a table's markers are not
+    there once each, in order, rather than leave a table unwritten."""
+    text = path.read_text()
+    for name, body in tables.items():
+        begin, end = markers(name)
+        if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
+            raise RuntimeError(f'{path} needs the markers {begin} and {end} once each, in order')
+        head, rest = text.split(begin + '\n')
+        tail = rest.split('\n' + end)[1]
+        text = head + marked(name, body) + tail
+    path.write_text(text)
+
+
 def growth(runs, operations):
     """Sentences on the deploy cost against N, and against wire format 1."""
     old = {n: hooks for (label, n), hooks in WIRE_FORMAT_1.items() if label == 'deploy'}
@@ -499,15 +762,16 @@ def growth(runs, operations):
     return ' '.join(sentences)
 
 
-def plot(runs, path):
-    """Hooks against N (log-log), and the most calls in one hook against N,
-    everyone's and the layer's reads with their bounds; self-notified runs
-    as crosses on the same lines."""
+def plot(runs, replays, path):
+    """Hooks against N (log-log); the most calls in one hook against N,
+    everyone's and the layer's reads with their bounds, self-notified runs
+    as crosses on the same lines; and how long a deployment takes, serial
+    and with every unit on its own machine (Part 3)."""
     import matplotlib
     matplotlib.use('Agg')
     from matplotlib import pyplot, ticker
 
-    figure, (hooks, calls) = pyplot.subplots(1, 2, figsize=(11, 4.5))
+    figure, (hooks, calls, times) = pyplot.subplots(1, 3, figsize=(16.5, 4.5))
     told = [r for r in runs if not r.notified]
     notified = [r for r in runs if r.notified]
     ns = [r.n for r in told]
@@ -539,9 +803,10 @@ def plot(runs, path):
     calls.set_ylim(bottom=0)
     calls.set_ylabel('calls')
     calls.set_title('Hook tool calls in one hook (x: self-notified)')
-    for axes in (hooks, calls):
+    _plot_times(times, replays)
+    for axes in (hooks, calls, times):
         axes.set_xscale('log')
-        axes.xaxis.set_major_locator(ticker.FixedLocator(ns))
+        axes.xaxis.set_major_locator(ticker.FixedLocator(sorted({r.n for r in runs})))
         axes.xaxis.set_major_formatter(ticker.ScalarFormatter())
         axes.xaxis.set_minor_locator(ticker.NullLocator())
         axes.set_xlabel('units (N)')
@@ -551,7 +816,30 @@ def plot(runs, path):
     figure.savefig(path, dpi=110)
 
 
-def report(inp, inp_ops, wall, same):
+def _plot_times(axes, replays):
+    """Seconds to deploy against N: serial, concurrent at each latency, and
+    the leader's and the busiest follower's busy time."""
+    from matplotlib import ticker
+
+    ns = [c.run.n for c in replays]
+    axes.plot(ns, [c.serial for c in replays], 's--', color='grey',
+              label=f'serial, {_ms(CALL_LATENCY)} a call')
+    for latency in sorted(OTHER_LATENCIES + (CALL_LATENCY,)):
+        axes.plot(ns, [c.seconds if latency == CALL_LATENCY else c.at[latency] for c in replays],
+                  'o-', linewidth=2.5 if latency == CALL_LATENCY else 1,
+                  label=f'concurrent, {_ms(latency)} a call')
+    axes.plot(ns, [c.follower_busy for c in replays], ':', color='black',
+              label=f'busiest follower busy, {_ms(CALL_LATENCY)}')
+    axes.plot(ns, [c.without_reads for c in replays], 'x-.', markersize=8,
+              label=f"concurrent, {_ms(CALL_LATENCY)}, leader's reads\nbeyond a follower's not charged")
+    axes.set_yscale('log')
+    axes.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f'{value:g}'))
+    axes.set_ylabel('seconds')
+    axes.set_title('Time to deploy N units, each on its own machine')
+
+
+def report(inp, inp_ops, wall, same, replays, tables):
+    """docs/cost.md, with the README's ``tables`` between their markers."""
     return '\n\n'.join([
         '# What convergence costs',
         'Generated by `tox -e bench` (benchmarks/converge.py); its docstring explains every '
@@ -562,6 +850,9 @@ def report(inp, inp_ops, wall, same):
         'Claims the benchmark checks (it fails if one does not hold):\n\n'
         + '\n'.join(f'- {claim}' for claim in CLAIMS),
         '## Part 1: deploy N units from nothing and settle',
+        "The README's table (leader not told; the self-notified run's hooks beside):",
+        marked('deploy', tables['deploy']),
+        'Every run:',
         hooks_table(inp, wall),
         "Hook tool calls, by whose and most in one hook (the layer's writes: relation-set, "
         "with charmhelpers' one-time `relation-set --help` probe):",
@@ -571,10 +862,24 @@ def report(inp, inp_ops, wall, same):
         'Hook tool calls by tool:',
         tools_table(inp),
         '## Part 2: operations on N settled units',
+        "The README's table (leader not told; self-notified in brackets):",
+        marked('operations', tables['operations']),
+        'Every run:',
         hooks_table(inp_ops, wall),
         calls_table(inp_ops),
         kinds_table(inp_ops),
         tools_table(inp_ops),
+        '## Part 3: how long a deployment takes, every unit on its own machine',
+        'The deployments of Part 1 (leader not told) replayed as a Juju model runs them: each '
+        'unit runs its own hooks in their recorded order, a hook starts once its unit is free '
+        'and the hooks whose writes queued it have ended, and costs its in-process time plus '
+        f'{_ms(CALL_LATENCY)} for each hook tool call (the docstring says why; the replay at '
+        + ' and '.join(_ms(latency) for latency in OTHER_LATENCIES) + ' shows how much that '
+        'matters). Serial: the same costs one after another. Busy: a unit\'s hooks\' costs added up.',
+        marked('convergence', tables['convergence']),
+        f'The critical paths ({_ms(CALL_LATENCY)} a call), unit by unit:\n\n'
+        + critical_paths(replays),
+        bottleneck(replays),
     ]) + '\n'
 
 
@@ -583,7 +888,7 @@ def main(argv=None):
     parser.add_argument('--quick', action='store_true', help=f'N in {QUICK_N} only')
     parser.add_argument('--max-n', type=int, help='largest N to run')
     parser.add_argument('--out', type=Path, help='where to write cost.md and cost.png '
-                        '(default: docs/, or nowhere with --quick)')
+                        "(default: docs/ and the README's tables, or nowhere with --quick)")
     args = parser.parse_args(argv)
     out = args.out or (None if args.quick else REPO / 'docs')
     limit = args.max_n or float('inf')
@@ -611,18 +916,23 @@ def main(argv=None):
                     inp_ops += operations(charm, 'inprocess', n, notified, tmp, origins)
 
     wall = {(r.label, r.n, r.notified): r.seconds for r in sub + sub_ops}
+    replays = [Convergence(r) for r in inp if not r.notified and r.n in CONVERGENCE_N]
     try:
         same = check_same(sub + sub_ops, inp + inp_ops)
-        text = report(inp, inp_ops, wall, same)
+        tables = readme_tables(inp, inp_ops, replays)
+        text = report(inp, inp_ops, wall, same, replays, tables)
         print(text)
-        check_claims(inp + inp_ops)
+        check_claims(inp + inp_ops, replays)
     except ClaimFailed as failure:
         sys.exit(f'CLAIM FAILED: {failure}')
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / 'cost.md').write_text(text)
-        plot(inp, out / 'cost.png')
+        plot(inp, replays, out / 'cost.png')
         print(f'wrote {out / "cost.md"} and {out / "cost.png"}')
+    if args.out is None and not args.quick:
+        write_readme(README, tables)
+        print(f'wrote the tables of {README}')
     print(f'benchmark wall time {time.perf_counter() - started:.0f} s')
 
 
