@@ -139,6 +139,7 @@ from hypothesis.stateful import (
 from support import pki
 from support.build import build_charm
 from support.jujusim import Model
+from support.jujusim.model import JUJU_KEYS
 from support.pki import bundle_ders, ca_digest, cert_der, csr_digest, public_key
 
 from peers import (
@@ -165,7 +166,6 @@ from peers import CSR_DIGEST_KEY as DIGEST_KEY
 RELATION = 'tls'
 MAX_UNITS = 6
 LAYER_STATE = KV_STATE.format(RELATION)
-JUJU_KEYS = {'private-address', 'ingress-address', 'egress-subnets'}
 INJECTED = 'jujusim: injected hook failure'
 # What a unit whose leadership ended mid-hook gets from relation-set --app.
 REFUSED = "'relation-set', '--app'"

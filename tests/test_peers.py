@@ -10,6 +10,7 @@ import collections
 import pytest
 from cryptography import x509
 from support import pki
+from support.jujusim.model import JUJU_KEYS
 from support.pki import ca_digest, csr_digest, public_key
 
 import peers
@@ -25,7 +26,6 @@ from peers import (
     SIGN_CSR,
 )
 
-JUJU_KEYS = {'private-address', 'ingress-address', 'egress-subnets'}
 GLOBAL_CONVERSATION = 'reactive.conversations.{}.global'
 
 

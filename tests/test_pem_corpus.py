@@ -18,7 +18,6 @@ ValueError (API) or is logged at WARNING and ignored (relation), changing
 nothing and spreading no private key. Test ids are the item names, which
 name the tool and the format.
 """
-import hashlib
 
 import pytest
 from cryptography import x509
@@ -61,7 +60,8 @@ def normal_form(item):
 
 
 def digest(csr_item):
-    return hashlib.sha256(csr_item.ders[0]).hexdigest()
+    """The ``<unit>_csr_sha256`` of the item, from its normal form."""
+    return pki.csr_digest(normal_form(csr_item))
 
 
 def csr_public_key(csr_item):

@@ -16,13 +16,13 @@ from peers import CA_ACK_KEY, CA_KEY, CA_PREVIOUS_KEY, CERT_KEY, CSR_KEY
 from peers import CSR_DIGEST_KEY as DIGEST_KEY
 from support import pki
 from support.jujusim import Model
+from support.jujusim.model import JUJU_KEYS
 
 LOUD = ('WARNING', 'ERROR', 'CRITICAL')
 INJECTED = 'injected hook failure'  # in the traceback of a fail_next failure
 # Wire format 2: a unit's own bag holds its CSR beside what Juju puts there,
 # the application bag the CA and the leader's answers; leader settings hold
 # only what the example charms keep there (their CA), nothing of the layer's.
-JUJU_KEYS = {'private-address', 'ingress-address', 'egress-subnets'}
 CHARM_LEADER_KEYS = {'ca-cert', 'ca-key', 'ca-generation'}
 
 

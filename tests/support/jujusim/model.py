@@ -138,6 +138,8 @@ DEFAULT_SELF_NOTIFY = False
 # Seconds the hooks' clock runs ahead of the real one (Model.advance_clock),
 # for the executors and site/sitecustomize.py; unset while it is 0.
 ENV_CLOCK_OFFSET = 'JUJUSIM_CLOCK_OFFSET'
+#: The keys Juju itself writes into every unit's bag (its addresses).
+JUJU_KEYS = frozenset({'private-address', 'ingress-address', 'egress-subnets'})
 MODEL_NAME = 'jujusim'
 MODEL_UUID = 'a5a1e1e0-1e55-4c0d-8e11-1e55c0de0000'
 GOAL_STATE_SINCE = '2024-01-01 00:00:00Z'
@@ -240,7 +242,6 @@ class _Unit:
         self.gone = False
         self.fail = None  # fail_next: a hook name, _ANY_HOOK or None
         self.status = ('maintenance', '')
-        self.ports = set()  # committed open-port/close-port
 
 
 class Model:
@@ -273,10 +274,6 @@ class Model:
         self.relation_id = relation + ':0'
         self.app = app or metadata['name']
         self.max_retries = max_retries
-        bindings = set(metadata.get('extra-bindings') or ())
-        for role in ('provides', 'requires', 'peers'):
-            bindings.update(metadata.get(role) or ())
-        self._bindings = sorted(bindings)
         config_path = os.path.join(self.charm_dir, 'config.yaml')
         self._options = {}
         if os.path.exists(config_path):
@@ -649,7 +646,7 @@ class Model:
 
     def _apply(self, unit, entry, result, seq, seconds):
         """Make the effects of a finished hook real and record it."""
-        staged, app_staged, leader_written, logs, unsupported, ports = {}, {}, {}, [], [], []
+        staged, app_staged, leader_written, logs, unsupported = {}, {}, {}, [], []
         for event in result.events:
             if event.get('unsupported'):
                 unsupported.append(event['argv'])
@@ -666,8 +663,6 @@ class Model:
                     self._app_status = (state, message)
                 else:
                     unit.status = (state, message)
-            if 'port' in event:
-                ports.append(event['port'])
         if leader_written:  # leader-set takes effect at once, even if the hook fails
             self._write_leader_settings(leader_written, seq)
         ok, error = result.ok, result.error
@@ -680,8 +675,6 @@ class Model:
                 self._cause_joins(unit, seq)
             self._commit_app(app_staged, seq)
             self._commit_bag(unit, staged, seq)
-            for operation, port in ports:
-                (unit.ports.add if operation == 'open' else unit.ports.discard)(port)
         else:
             entry.failures += 1
             unit.queue.insert(0, entry)
@@ -850,9 +843,6 @@ class Model:
             'leader_settings': dict(self._leader_settings),
             'config': self.config,
             'address': unit.address,
-            'bindings': self._bindings,
-            'ports': sorted(unit.ports),
-            'status': unit.status,
             'goal_state': {
                 'units': {u.name: {'status': 'dying' if u.dying else 'active',
                                    'since': GOAL_STATE_SINCE} for u in live},

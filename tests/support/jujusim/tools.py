@@ -6,7 +6,7 @@ run from a *context*: a plain dict snapshot the model takes before the hook
 (who the unit is, what it may see, committed relation data, leader settings,
 config ...). Every call becomes an *event* dict (argv, exit code, stderr and
 its effect, such as staged relation settings), which the model applies when
-the hook is over: relation settings and ports only if the hook succeeded;
+the hook is over: relation settings only if the hook succeeded;
 leader settings, status and log lines always.
 
 The peer relation as the relation tools show it, by the context's flags:
@@ -90,8 +90,10 @@ except ImportError:  # a Python built without the C accelerator
     from json.encoder import py_encode_basestring_ascii as _quote
 
 #: Every hook tool of Juju 2.9. All are put on PATH so that a call never
-#: silently degrades into charmhelpers' "tool missing" fallbacks; the ones
-#: without a ``_tool_`` method below fail as unsupported.
+#: silently degrades into charmhelpers' "tool missing" fallbacks. Only the
+#: ones the layer, charms.reactive, charmhelpers and the charms here call have
+#: a ``_tool_`` method below; any other fails as unsupported, and the model
+#: raises UnsupportedToolCall for it.
 TOOL_NAMES = (
     'action-fail', 'action-get', 'action-log', 'action-set', 'add-metric',
     'application-version-set', 'close-port', 'config-get', 'credential-get',
@@ -184,7 +186,6 @@ class HookTools:
         self.leader = context['leader']  # false once leadership ends mid-hook
         self._depose_before = context['depose_before']
         self.leader_settings = dict(context['leader_settings'])
-        self.status = tuple(context['status'])
         for event in events:
             self._record(event)
 
@@ -230,8 +231,6 @@ class HookTools:
                 self.leader_settings.pop(key, None)
             else:
                 self.leader_settings[key] = value
-        if 'status' in event and not event['status'][0]:
-            self.status = tuple(event['status'][1:])
 
     # -- argument helpers ---------------------------------------------------
 
@@ -422,13 +421,6 @@ class HookTools:
             self._require_leader('set application status')
         return '', {'status': (application, args[0], args[1])}
 
-    def _tool_status_get(self, args):
-        """``status-get --format=json --include-data``."""
-        if args != ['--format=json', '--include-data']:
-            raise Unsupported('expected --format=json --include-data')
-        state, message = self.status
-        return dumps({'status': state, 'message': message, 'status-data': {}}) + '\n', {}
-
     def _tool_config_get(self, args):
         """``config-get --all --format=json``."""
         if args != ['--all', '--format=json']:
@@ -444,77 +436,11 @@ class HookTools:
             raise ToolError(1, f'unknown setting "{args[0]}"')
         return dumps(self.ctx['address']) + '\n', {}
 
-    def _tool_network_get(self, args):
-        """``network-get --primary-address B``; ``network-get B --format yaml [-r RID]``."""
-        if len(args) == 2 and args[0] == '--primary-address':
-            binding = args[1]
-        elif len(args) in (3, 5) and args[1:3] == ['--format', 'yaml']:
-            binding = args[0]
-            if len(args) == 5:
-                if args[3] != '-r':
-                    raise Unsupported('expected -r RID last')
-                self._relation_id(args[4])
-                if self.ctx['data_denied']:
-                    raise Unsupported('what Juju 3 answers for a relation during install is '
-                                      'not known')
-        else:
-            raise Unsupported('expected --primary-address B or B --format yaml [-r RID]')
-        if binding not in self.ctx['bindings']:
-            raise ToolError(1, f'no network config found for binding "{binding}"')
-        address = self.ctx['address']
-        if args[0] == '--primary-address':
-            return address + '\n', {}
-        network = {
-            'bind-addresses': [{'interfacename': 'eth0', 'addresses': [
-                {'hostname': '', 'value': address, 'cidr': address + '/32'}]}],
-            'egress-subnets': [address + '/32'],
-            'ingress-addresses': [address],
-        }
-        return dumps(network) + '\n', {}  # JSON is YAML
-
     def _tool_goal_state(self, args):
         """``goal-state --format=json``."""
         if self._format_json(args):
             raise Unsupported('expected no arguments')
         return dumps(self.ctx['goal_state']) + '\n', {}
-
-    def _tool_application_version_set(self, args):
-        """``application-version-set VERSION`` (only recorded, as a call)."""
-        if len(args) != 1:
-            raise Unsupported('expected one version string')
-        return '', {}
-
-    def _port(self, args):
-        if len(args) != 1:
-            raise Unsupported('expected one port specification')
-        spec = args[0].lower()
-        if spec == 'icmp':
-            return spec
-        ports, _, protocol = spec.partition('/')
-        bounds = ports.split('-')
-        if (protocol not in ('tcp', 'udp') or len(bounds) > 2
-                or not all(b.isdigit() and 0 < int(b) < 65536 for b in bounds)):
-            raise ToolError(2, f'invalid port "{args[0]}"')
-        return spec
-
-    def _tool_open_port(self, args):
-        """``open-port N/PROTO | N-M/PROTO | ICMP``."""
-        return '', {'port': ('open', self._port(args))}
-
-    def _tool_close_port(self, args):
-        """``close-port N/PROTO | N-M/PROTO | ICMP``."""
-        return '', {'port': ('close', self._port(args))}
-
-    def _tool_opened_ports(self, args):
-        """``opened-ports --format=json``: ports committed by earlier hooks."""
-        if self._format_json(args):
-            raise Unsupported('expected no arguments')
-        return dumps(self.ctx['ports']) + '\n', {}
-
-    def _not_an_action(self, args):
-        raise ToolError(1, 'not running an action')
-
-    _tool_action_get = _tool_action_set = _tool_action_fail = _tool_action_log = _not_an_action
 
 
 def merged(settings, changes):
