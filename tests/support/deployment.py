@@ -45,6 +45,28 @@ class Deployment:
             self.model.add_unit()
         self.model.settle()
 
+    def scale_out_keeps_certificates(self, units):
+        """Add ``units`` units and settle; assert (through ``check()``, which
+        each example's scenarios define) that every unit holds a working
+        certificate and that none already there was re-issued one."""
+        before = self.certificates()
+        self.deploy(units)
+        after = self.check()
+        assert all(after[unit] == cert for unit, cert in before.items()), \
+            'scaling out must not re-issue the certificates of the units already there'
+
+    def remove_a_follower_keeps_certificates(self):
+        """Remove the newest unit, a follower, and settle; assert that the
+        others keep their certificates."""
+        leaving = self.model.units[-1]
+        assert leaving != self.model.leader
+        before = self.certificates()
+        self.model.remove_unit(leaving)
+        self.model.settle()
+        assert leaving not in self.model.units
+        after = self.check()
+        assert all(after[unit] == before[unit] for unit in after)
+
     def records(self):
         """The hooks run since the scenario began."""
         return self.model.history[self.mark:]
