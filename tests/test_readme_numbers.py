@@ -1,4 +1,5 @@
-"""The README's cost tables are the benchmark's.
+"""The README's figures are the code's: its cost tables are the benchmark's,
+and the sizes of the test tables it quotes are those tables' sizes.
 
 ``tox -e bench`` (benchmarks/converge.py) writes each table of the README's
 "What it costs" between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``,
@@ -9,6 +10,9 @@ the text, so any changed figure shows.
 """
 import re
 from pathlib import Path
+
+from support.corpus import SPECS
+from test_hostile import MALFORMED
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / 'README.md'
@@ -53,3 +57,11 @@ def test_a_changed_figure_is_caught():
 def test_a_table_missing_from_docs_cost_md_is_caught():
     readme, cost = README.read_text(), COST.read_text()
     assert differences(readme, cost.replace('<!-- bench:', '<!-- was:')) == list(TABLES)
+
+
+def test_the_readme_counts_the_hostile_and_corpus_tables_as_they_are():
+    """The Guarantees section quotes how many malformed classes every bad
+    input is tried with, and how many real tools' outputs the corpus holds."""
+    readme = README.read_text()
+    assert f'Malformed input ({len(MALFORMED)} named classes' in readme
+    assert f'({len(SPECS)} items made by the tools at test time)' in readme
