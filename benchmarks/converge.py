@@ -122,11 +122,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / 'tests'))
+sys.path[:0] = [str(REPO / 'tests'), str(REPO)]
 
 import support.jujusim.tools  # noqa: E402
 from support.build import build_charm  # noqa: E402
 from support.jujusim import Model  # noqa: E402
+
+from peers import CA_ACK_KEY, CERT_KEY, CSR_KEY  # noqa: E402
 
 SELF_NOTIFY = (False, True)
 NOTIFY_NAMES = {False: 'leader not told', True: 'self-notified'}
@@ -144,13 +146,13 @@ OTHER_LATENCIES = (0.005, 0.050)
 CONVERGENCE_N = (3, 5, 10, 20, 50)
 README = REPO / 'README.md'
 RELATION = 'tls'
-CERT_SUFFIX = '_signed_certificate'
+CERT_SUFFIX = CERT_KEY.format('')
 LAYER_FILE = os.path.join('hooks', 'relations', 'tls', 'peers.py')
 KINDS = ('install', 'relation-created', 'leader-elected', 'leader-settings-changed',
          'config-changed', 'start', 'update-status', 'relation-joined', 'relation-changed',
          'app-changed', 'relation-departed')
 WRITES = ('relation-set', 'leader-set')
-OWN_KEYS = {'csr', 'ca_ack'}  # what a unit writes in its own bag
+OWN_KEYS = {CSR_KEY, CA_ACK_KEY}  # what a unit writes in its own bag
 WRITE_KINDS = ('write', 'app-write', 'probe')
 #: Hooks with wire format 1, from docs/cost.md of commit 39bf793.
 WIRE_FORMAT_1 = {('deploy', 2): 14, ('deploy', 5): 69, ('deploy', 10): 239,
