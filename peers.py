@@ -88,6 +88,10 @@ _ANSWER_KEY = re.compile('(.+)({}|{})'.format(*(re.escape(key.format(''))
 # them, as Juju loses its relation writes.
 _unpublished = {}
 _requested_ca = {}
+# The CA this unit trusted answers to be issued under when the hook began,
+# {relation name: CA or None}: what the leader goes on issuing under when an
+# operator's write left no valid ``ca`` in the application bag.
+_issuing_at_start = {}
 
 
 class TlsPeers(RelationBase):
@@ -364,17 +368,31 @@ class TlsPeers(RelationBase):
             self._save(dict(state, stalled=stalled))
 
     def _ca_changes(self):
-        """Whether answers are issued under another CA when this hook ends
-        (or the published one is junk), so that none published holds."""
-        published = self._published().get(CA_KEY)
-        valid, planned = _valid_ca(published), self._ca_plan()[CA_KEY]
-        return bool(published and not valid) or bool(planned and planned != valid)
+        """Whether answers are issued under another CA when this hook ends,
+        so that none published holds."""
+        current = self._published_cas()[CA_KEY] or self._issuing_ca_at_start()
+        planned = self._ca_plan()[CA_KEY]
+        return bool(planned and planned != current)
+
+    def _issuing_ca_at_start(self):
+        """The CA this unit trusted answers to be issued under when the hook
+        began (the first of its bundle, see _take_ca), or None. An operator
+        may overwrite or delete ``ca`` in the application bag; the leader
+        then publishes this one again instead of taking its charm's next CA
+        for a first one, which would skip the rotation that keeps every unit
+        trusting every other."""
+        if self.relation_name not in _issuing_at_start:
+            bundle = unitdata.kv().get(KV_CA)
+            _issuing_at_start[self.relation_name] = bundle and _pem(
+                CERT_LABEL, _pem_ders(bundle, CERT_LABEL, True)[:1])
+        return _issuing_at_start[self.relation_name]
 
     def _ca_plan(self):
         """``{CA key: CA or None}`` as this leader publishes them when the
         hook ends, from what the application bag holds and this hook's
         set_ca(): the rotation's steps (README, "CA rotation")."""
         plan = self._published_cas()
+        plan[CA_KEY] = plan[CA_KEY] or self._issuing_ca_at_start()
         requested, emergency = _requested_ca.get(self.relation_name, (None, False))
         if requested and (emergency or not plan[CA_KEY]):
             plan = {CA_KEY: requested, CA_NEXT_KEY: None, CA_PREVIOUS_KEY: None}

@@ -40,7 +40,7 @@ from support.hostile import (
 from support.pki import csr_digest, public_key
 
 import peers
-from peers import CERT_AVAILABLE
+from peers import CERT_AVAILABLE, SIGN_CSR
 
 #: What a bad value is made from: ``good`` is a valid PEM of the kind the key
 #: carries, ``other`` a valid PEM of another kind, ``key`` a private key PEM.
@@ -384,3 +384,19 @@ def test_odd_but_valid_certificate_and_ca_are_accepted(make, case):
     assert drv.cert(FOLLOWER) == cert
     assert drv.call(FOLLOWER, 'get_ca') == drv.ca.pem
     assert drv.flags(FOLLOWER) == {CERT_AVAILABLE}
+
+
+def test_junk_over_the_published_ca_is_repaired_and_nothing_is_reissued(make):
+    """An operator writes junk over the application bag's ``ca``: the
+    followers warn and keep what they trust; the leader's next hook
+    publishes its CA again, and every answer still holds."""
+    drv = make(units=3)
+    app, certs = drv.model.app_bag(), {unit: drv.cert(unit) for unit in drv.model.units}
+    since = len(drv.model.history)
+    poke_app(drv, {peers.CA_KEY: 'junk, not a CA'})  # the follower's hook runs first
+    assert warned(drv.records(FOLLOWER, since), APP_BAG, peers.CA_KEY)
+    drv.model.queue(LEADER, 'update-status')
+    drv.settle()
+    assert drv.model.app_bag() == app
+    assert {unit: drv.cert(unit) for unit in drv.model.units} == certs
+    assert not [r for r in drv.records(LEADER, since) if SIGN_CSR in r.flags]

@@ -1080,3 +1080,17 @@ def test_certificates_never_expire_while_update_status_runs(charm, tmp_path, sel
         assert len(renewals) >= 2 * 720 // 70, len(renewals)
     finally:
         state.teardown()
+
+
+@SELF_NOTIFY
+def test_junk_in_the_published_ca_does_not_cut_a_rotation_short(charm, tmp_path, self_notify):
+    """Found by the model's full profile. The CA is replaced (a routine
+    rotation) and an operator writes junk over the application bag's ``ca``
+    before the leader's config-changed. The leader took the new CA for a
+    first one and issued under it at once, while the other units still
+    trusted only the old one: they rejected it. It now goes on from the CA
+    it trusted when the hook began, and rotates."""
+    replay(charm, tmp_path, self_notify, [
+        lambda s: s.deploy(original=False), lambda s: s.add_unit(), lambda s: s.settle(),
+        lambda s: s.new_ca(emergency=False), lambda s: s.poke_app(j=0, kind='junk ca'),
+        lambda s: s.advance_time(days=1), lambda s: s.settle()])
