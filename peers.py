@@ -370,9 +370,13 @@ class TlsPeers(RelationBase):
     def _ca_changes(self):
         """Whether answers are issued under another CA when this hook ends,
         so that none published holds."""
-        current = self._published_cas()[CA_KEY] or self._issuing_ca_at_start()
         planned = self._ca_plan()[CA_KEY]
-        return bool(planned and planned != current)
+        return bool(planned and planned != self._current_ca())
+
+    def _current_ca(self):
+        """The CA answers are issued under now: the published one, or if
+        the application bag holds no valid one, _issuing_ca_at_start()."""
+        return self._published_cas()[CA_KEY] or self._issuing_ca_at_start()
 
     def _issuing_ca_at_start(self):
         """The CA this unit trusted answers to be issued under when the hook
@@ -391,8 +395,7 @@ class TlsPeers(RelationBase):
         """``{CA key: CA or None}`` as this leader publishes them when the
         hook ends, from what the application bag holds and this hook's
         set_ca(): the rotation's steps (README, "CA rotation")."""
-        plan = self._published_cas()
-        plan[CA_KEY] = plan[CA_KEY] or self._issuing_ca_at_start()
+        plan = dict(self._published_cas(), **{CA_KEY: self._current_ca()})
         requested, emergency = _requested_ca.get(self.relation_name, (None, False))
         if requested and (emergency or not plan[CA_KEY]):
             plan = {CA_KEY: requested, CA_NEXT_KEY: None, CA_PREVIOUS_KEY: None}
@@ -410,8 +413,7 @@ class TlsPeers(RelationBase):
         asked only then, lists no live unit this leader has yet to meet (a
         new leader may lead before its -relation-joined hooks have run)."""
         peers = hookenv.related_units(self._relation_id())
-        if any((hookenv.relation_get(rid=self._relation_id(), unit=unit) or {}).get(CA_ACK_KEY)
-               != _ca_digest(ca) for unit in peers):
+        if any(self._unit_bag(unit).get(CA_ACK_KEY) != _ca_digest(ca) for unit in peers):
             return False
         return _live_in_goal_state() <= set(peers) | {hookenv.local_unit()}
 

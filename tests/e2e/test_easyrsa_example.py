@@ -169,11 +169,7 @@ def test_remove_the_leader(app):
 
 def test_rekey_every_unit(app):
     m = app.model
-    keys, certs = app.keys(), app.certificates()
-    m.set_config(**{'key-generation': m.config['key-generation'] + 1})
-    m.settle()
-    after = app.check()
-    new_keys = app.keys()
+    keys, certs, new_keys, after = app.rekey_every_unit()
     assert [unit for unit in m.units if new_keys[unit] == keys[unit]] == []
     assert [unit for unit in m.units if after[unit] == certs[unit]] == []
 

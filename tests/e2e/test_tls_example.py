@@ -128,11 +128,7 @@ def test_leader_leaves_while_a_csr_is_pending(app):
 
 def test_rekey_from_config_changed(app):
     m = app.model
-    keys, certs = app.keys(), app.certificates()
-    m.set_config(**{'key-generation': m.config['key-generation'] + 1})
-    m.settle()
-    after = app.check()
-    new_keys = app.keys()
+    keys, certs, new_keys, after = app.rekey_every_unit()
     for unit in m.units:
         assert new_keys[unit] != keys[unit], f'{unit} kept its key'
         assert after[unit] != certs[unit], f'{unit} kept its certificate'

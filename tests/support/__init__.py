@@ -19,16 +19,20 @@ import importlib.util
 from pathlib import Path
 
 
-def _patch_platform():
-    """charmhelpers 1.2.1 refuses to import on Debian (its platform check
-    knows only a lowercase 'debian'); these machines are Debian, charms run
-    on Ubuntu. Apply jujusim's start-up patch for that, before anything
-    imports charms.reactive (peers.py does), in whatever imports support."""
+def _load_site():
+    """jujusim's site/sitecustomize.py, loaded under another name: the
+    in-process executor takes its patches from here, so that hooks run in
+    process and as processes are patched alike."""
     path = Path(__file__).parent / 'jujusim' / 'site' / 'sitecustomize.py'
-    spec = importlib.util.spec_from_file_location('support._platform', str(path))
+    spec = importlib.util.spec_from_file_location('support.site', str(path))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.patch_platform()
+    return module
 
 
-_patch_platform()
+site = _load_site()
+# charmhelpers 1.2.1 refuses to import on Debian (its platform check knows
+# only a lowercase 'debian'); these machines are Debian, charms run on
+# Ubuntu. Patched here, before anything imports charms.reactive (peers.py
+# does), in whatever imports support.
+site.patch_platform()

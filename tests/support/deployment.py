@@ -67,6 +67,15 @@ class Deployment:
         after = self.check()
         assert all(after[unit] == before[unit] for unit in after)
 
+    def rekey_every_unit(self):
+        """Bump key-generation and settle; return the keys and certificates
+        before, and the keys and (checked) certificates after."""
+        keys, certs = self.keys(), self.certificates()
+        self.model.set_config(**{'key-generation': self.model.config['key-generation'] + 1})
+        self.model.settle()
+        after = self.check()
+        return keys, certs, self.keys(), after
+
     def records(self):
         """The hooks run since the scenario began."""
         return self.model.history[self.mark:]

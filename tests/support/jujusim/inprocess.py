@@ -46,7 +46,6 @@ import ast
 import builtins
 import contextlib
 import copy
-import importlib.util
 import io
 import os
 import subprocess
@@ -54,29 +53,20 @@ import sys
 import time
 import traceback
 
+# This module's parent package, support, ran first and patched charmhelpers'
+# platform check, so charms.reactive imports; support.site holds the patches
+# that hook processes get from site/sitecustomize.py.
+import charmhelpers
+import charms
+import charms.reactive  # noqa: F401
 import yaml
+from charmhelpers.core import hookenv, unitdata
+from charms.reactive import bus, endpoints, flags, relations, trace
+
+import support
 
 from . import tools
 from .model import ENV_CLOCK_OFFSET, HookResult, JujuSimError, kv_rows
-
-
-def _load_site():
-    """Load site/sitecustomize.py under another name: one patch for both executors."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'site', 'sitecustomize.py')
-    spec = importlib.util.spec_from_file_location('jujusim._sitecustomize', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_site = _load_site()
-_site.patch_platform()
-
-import charmhelpers  # noqa: E402
-import charms  # noqa: E402
-import charms.reactive  # noqa: E402,F401
-from charmhelpers.core import hookenv, unitdata  # noqa: E402
-from charms.reactive import bus, endpoints, flags, relations, trace  # noqa: E402
 
 
 def _library_registrations(registrations):
@@ -150,7 +140,7 @@ class InProcessExecutor:
         try:
             process.enter_hook(spec, storage, _ToolRouter(hook_tools, output))
             if offset:
-                time.time = _site.clock_ahead(offset, real_time)
+                time.time = support.site.clock_ahead(offset, real_time)
             with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
                 try:
                     exec(code, {'__name__': '__main__', '__file__': spec.hook_path,
@@ -274,7 +264,7 @@ class _ProcessState:
         trace._tracer = trace.NullTracer()
         unitdata._KV = storage
         if spec.fail:
-            unitdata.Storage.flush = _site.failing_flush(self.flush)
+            unitdata.Storage.flush = support.site.failing_flush(self.flush)
         hookenv.yaml = _PARSED_YAML
         env = {name: value for name, value in self.environ.items()
                if not name.startswith('JUJU')}

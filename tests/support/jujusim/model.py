@@ -104,6 +104,8 @@ from typing import Optional
 
 import yaml
 
+import support
+
 from . import tools
 
 #: A queued hook: its name, the remote unit (relation hooks; None in
@@ -136,8 +138,8 @@ DEFAULT_JUJU = '3'
 ENV_SELF_NOTIFY = 'JUJUSIM_SELF_NOTIFY'
 DEFAULT_SELF_NOTIFY = False
 # Seconds the hooks' clock runs ahead of the real one (Model.advance_clock),
-# for the executors and site/sitecustomize.py; unset while it is 0.
-ENV_CLOCK_OFFSET = 'JUJUSIM_CLOCK_OFFSET'
+# for the executors and site/sitecustomize.py, which names it; unset while 0.
+ENV_CLOCK_OFFSET = support.site.ENV_CLOCK_OFFSET
 #: The keys Juju itself writes into every unit's bag (its addresses).
 JUJU_KEYS = frozenset({'private-address', 'ingress-address', 'egress-subnets'})
 MODEL_NAME = 'jujusim'

@@ -19,11 +19,13 @@ import os
 import sqlite3
 import subprocess
 
+import support
+
 from . import tools
 from .model import HookResult, kv_rows
 
 SITE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'site')
-ENV_FAIL = 'JUJUSIM_FAIL'  # read by site/sitecustomize.py
+ENV_FAIL = support.site.ENV_FAIL  # read by site/sitecustomize.py
 HOOK_TIMEOUT = 600  # seconds
 
 
