@@ -501,11 +501,15 @@ class TlsPeers(RelationBase):
 
     def _relation_id(self):
         """The relation's id, or None while this unit cannot use it: before
-        it exists, and during ``install``, where Juju 3 lists the peer
-        relation but refuses relation-get and relation-set on it (Juju 2
-        does not list it yet). A hook of this relation has it in its
-        environment, which saves a relation-ids call."""
-        if hookenv.hook_name() == 'install':
+        it exists, and in ``install`` and the storage-attached hooks that
+        Juju runs before it (worker/uniter/storage/resolver.go), where the
+        unit has not entered the relation yet: Juju 3 lists the peer
+        relation but refuses relation-get and relation-set on it, Juju 2
+        does not list it. A storage-attached hook after install loses
+        nothing: every hook reconciles. A hook of this relation has the id
+        in its environment, which saves a relation-ids call."""
+        hook = hookenv.hook_name()
+        if hook == 'install' or hook.endswith('-storage-attached'):
             return None
         if hookenv.relation_type() == self.relation_name:
             return hookenv.relation_id()

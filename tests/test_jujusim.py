@@ -42,6 +42,7 @@ PROBE = {
           misuse: {type: boolean, default: false, description: config-changed misuses a tool}
           try-leader-set: {type: boolean, default: false, description: every unit leader-sets}
           app-word: {type: string, description: "config-changed writes it to the application bag"}
+          watch: {type: string, description: "update-status notes the count this unit published"}
         """,
     'hooks/hook.template': """\
         #!/usr/bin/env python3
@@ -134,7 +135,11 @@ PROBE = {
             count = unitdata.kv().get('count', 0) + 1
             unitdata.kv().set('count', count)
             unitdata.kv().set('clock', time.time())
-            hookenv.relation_set(hookenv.relation_ids('cluster')[0], count=str(count))
+            rid = hookenv.relation_ids('cluster')[0]
+            hookenv.relation_set(rid, count=str(count))
+            watched = hookenv.config('watch')
+            if watched:
+                note(['watch', watched, hookenv.relation_get('count', watched, rid)])
 
 
         @when('probe.installed')
@@ -179,9 +184,10 @@ PROBE = {
                 return err.returncode
 
 
-        @hook('install')
+        @hook('install', 'data-storage-attached')
         def install():
-            # What install sees of the peer relation: the Juju versions differ there.
+            # What install (and storage-attached, which comes before it) sees of the
+            # peer relation: the Juju versions differ there.
             note_env()
             for rid in hookenv.relation_ids('cluster'):
                 note(['install', rid, attempt(hookenv.related_units, rid),
@@ -219,6 +225,7 @@ PROBE = {
             def departed(self):
                 self.conversation().remove_state('{relation_name}.joined')
                 remote = hookenv.remote_unit()
+                note(['departed, leader:', remote, hookenv.is_leader()])
                 note([hookenv.hook_name(), remote, os.environ.get('JUJU_DEPARTING_UNIT'),
                       hookenv.relation_get('private-address', remote),
                       sorted(hookenv.related_units())])
@@ -680,13 +687,18 @@ def test_leadership_moves_and_only_the_leader_may_leader_set(model):
     model.settle()
     assert model.leader == u1 and model.leader_settings == {'leader': u1}
     assert ['leader', u1] == seen(model, u0)[-1] == seen(model, u2)[-1]
-    assert (u0, Hook('leader-deposed'), 'the charm has no such hook') in model.skipped
+    # No leader-deposed: the deposed leader runs leader-settings-changed.
+    assert hooks_of(model, u0)[-1] == ('leader-settings-changed', None)
+    assert 'leader-deposed' not in [r.hook for r in model.history] + [h.name for _, h, _ in model.skipped]
     model.set_config(**{'try-leader-set': True})
     model.settle()
     assert model.leader_settings == {'leader': u1, 'tried': u1}
     assert seen(model, u0)[-1] == ['leader', u1]  # leader-settings-changed after the refusal
     assert ['leader-set refused'] in seen(model, u0) and ['leader-set refused'] in seen(model, u2)
     model.remove_unit(u1)
+    assert model.leader == u1  # a dying leader keeps its lease until it is gone
+    while any(u == u1 for u, _, _ in model.pending()):
+        model.run(u1)
     assert model.leader == u0
     model.fail_next(u0, 'leader-elected')
     model.run(u0, next(i for u, i, h in model.pending() if h.name == 'leader-elected'))
@@ -792,12 +804,13 @@ def test_the_application_bag_outlives_leaders_and_units(trio):
     model.settle()
     assert model.app_bag() == {'word': 'w'}  # nobody wrote since
     model.remove_unit(u1)
-    assert model.leader == u0 and model.app_bag() == {'word': 'w'}
-    # A unit being removed is told of no more changes.
+    assert model.leader == u1 and model.app_bag() == {'word': 'w'}
+    # A unit being removed is told of no more changes, though it still leads.
     model.poke_app({'word': 'v'})
     assert sorted(u for u, _, h in model.pending() if h == Hook('cluster-relation-changed')) \
-        == ([u0] if model.self_notify else []) + [u2]
+        == [u0, u2]
     model.settle()
+    assert model.leader == u0
     # A unit that arrives after the bag was first written is told of it after start.
     u3 = model.add_unit()
     model.settle()
@@ -846,7 +859,7 @@ def test_leadership_is_checked_when_the_application_bag_is_written(trio):
     assert retried.ok and ['app-refused', 1, 'x'] in seen(model, u1)
     assert model.leader == u2 and model.app_bag() == {'word': 'x'}
     assert [r.hook for r in runs if r.unit == u2][:2] == ['config-changed', 'leader-elected']
-    assert (u1, 'leader-deposed') in [(u, h.name) for u, h, _ in model.skipped]
+    assert 'leader-settings-changed' in [r.hook for r in runs if r.unit == u1]
 
 
 def test_writes_staged_before_leadership_ends_are_refused_at_commit(trio):
@@ -870,9 +883,9 @@ def test_self_notification_is_an_argument_or_the_environment(probe, tmp_path, mo
         with Model(probe, 'cluster', workdir=str(tmp_path), **kwargs) as model:
             return model.self_notify
     monkeypatch.delenv(ENV_SELF_NOTIFY, raising=False)
-    assert self_notify() is False and self_notify(self_notify=True) is True
-    monkeypatch.setenv(ENV_SELF_NOTIFY, '1')
     assert self_notify() is True and self_notify(self_notify=False) is False
+    monkeypatch.setenv(ENV_SELF_NOTIFY, '0')
+    assert self_notify() is False and self_notify(self_notify=True) is True
     monkeypatch.setenv(ENV_SELF_NOTIFY, 'yes')
     with pytest.raises(ValueError):
         self_notify()
@@ -913,7 +926,8 @@ def test_config(model):
     u0 = model.add_unit()
     model.settle()
     assert model.config == {'greeting': 'hello', 'explode': False, 'peek': None,
-                            'misuse': False, 'try-leader-set': False, 'app-word': None}
+                            'misuse': False, 'try-leader-set': False, 'app-word': None,
+                            'watch': None}
     model.set_config(greeting='hello')
     assert model.pending() == []
     model.set_config(greeting='hi')
@@ -1035,12 +1049,13 @@ def test_executors_agree(probe, tmp_path):
                 ('cluster-relation-departed', True, False),
                 ('config-changed', False, False)], executor
             assert model.history[8].app_written == {'word': 'w'}, executor
-            assert seen(model, u0)[-5:] == [
+            assert seen(model, u0)[-6:] == [
                 ['cluster-relation-joined', u1, None, [u1]],
                 ['app-wrote', 'w'],
                 ['env', 'cluster-relation-changed', JUJU[model.juju].version,
                  APP_CHANGED_ENV],
                 ['app-changed', 'w', 'w', {'word': 'w'}],
+                ['departed, leader:', u1, True],
                 ['cluster-relation-departed', u1, u1, '127.0.0.2', []]], executor
             assert model.kv(u0)['count'] == 1 and model.bag(u0)['count'] == '1', executor
             misuse = model.history[-1]
@@ -1048,3 +1063,120 @@ def test_executors_agree(probe, tmp_path):
             assert 'CalledProcessError' in misuse.error, executor
             results.append(observable(model))
     assert results[0] == results[1]
+
+
+# -- Juju's rules from its source (model.py's docstring names the files) -------
+
+def test_the_leader_is_told_of_its_own_application_bag_writes_by_default(probe, tmp_path,
+                                                                         monkeypatch):
+    monkeypatch.delenv(ENV_SELF_NOTIFY, raising=False)
+    with Model(probe, 'cluster', workdir=str(tmp_path)) as model:
+        u0, u1 = model.add_unit(), model.add_unit()
+        model.settle()
+        write_word(model, 'w')
+        runs = model.settle()
+        assert sorted(app_hooks(model, runs)) == [u0, u1]
+
+
+def update_status(model, unit):
+    """Queue update-status on ``unit`` and run it at once, ahead of its other hooks."""
+    model.queue(unit, 'update-status')
+    return model.run(unit, len(model._unit(unit).queue) - 1)
+
+
+def test_a_member_s_settings_are_cached_until_a_hook_about_it(model):
+    u0, u1 = model.add_unit(), model.add_unit()
+    model.settle()
+    model.set_config(watch=u1)
+    model.settle()
+    update_status(model, u0)  # u0 reads u1's count, None yet, and its agent caches that
+    update_status(model, u1)  # u1 commits count=1; u0 gets a -changed about u1 ...
+    assert Hook('cluster-relation-changed', u1) in [h for u, _, h in model.pending() if u == u0]
+    update_status(model, u0)
+    assert seen(model, u0)[-1] == ['watch', u1, None]  # ... but until it runs, reads the old copy
+    model.settle()  # the -changed about u1 invalidates it
+    update_status(model, u0)
+    assert seen(model, u0)[-1] == ['watch', u1, '1']
+
+
+def test_an_agent_restart_empties_the_cache_and_runs_leader_settings_changed(model):
+    u0, u1 = model.add_unit(), model.add_unit()
+    model.settle()
+    model.set_config(watch=u0)
+    model.settle()
+    update_status(model, u1)  # caches u0's count, None
+    update_status(model, u0)
+    update_status(model, u1)
+    assert seen(model, u1)[-1] == ['watch', u0, None]  # cached
+    model.restart_agent(u1)
+    model.restart_agent(u0)  # the leader runs no leadership hook
+    assert [h.name for u, _, h in model.pending() if u == u0] == ['cluster-relation-changed']
+    assert Hook('leader-settings-changed') in [h for u, _, h in model.pending() if u == u1]
+    update_status(model, u1)
+    assert seen(model, u1)[-1] == ['watch', u0, '1']  # read fresh, before any -changed about u0
+
+
+def test_a_dying_leader_leads_through_its_teardown(model):
+    u0, u1, u2 = (model.add_unit() for _ in range(3))
+    model.settle()
+    model.remove_unit(u0)
+    assert model.leader == u0 and u0 not in model.units
+    runs = []
+    while any(u == u0 for u, _, _ in model.pending()):
+        runs.append(model.run(u0))
+    assert [r.hook for r in runs if r] == ['cluster-relation-departed'] * 2 + ['stop']
+    assert [n for n in seen(model, u0) if n[0] == 'departed, leader:'] == [
+        ['departed, leader:', u1, True], ['departed, leader:', u2, True]]
+    assert model.leader == u1  # elected once u0 is gone
+    model.settle()
+    assert ('leader-elected', None) in hooks_of(model, u1)
+
+
+def test_a_commit_lost_after_exit_keeps_unit_data_and_retries_the_hook(trio):
+    model, (u0, u1, u2) = trio
+    model.lose_commit(u0, 'config-changed')
+    write_word(model, 'w')
+    lost = model.run(u0)
+    assert (lost.hook, lost.ok, lost.commit_lost) == ('config-changed', False, True)
+    assert lost.relation_written == {} and lost.app_written == {}
+    assert ['app-wrote', 'w'] in seen(model, u0)  # unit data was flushed at exit
+    assert model.app_bag() == {} and model.bag(u0)['greeting'] == 'hello'
+    assert model.pending()[0] == (u0, 0, Hook('config-changed'))
+    runs = model.settle()
+    retried = next(r for r in runs if r.unit == u0)
+    assert (retried.ok, retried.attempt, retried.app_written) == (True, 2, {'word': 'w'})
+
+
+def test_commits_are_lost_at_a_seeded_rate(probe, tmp_path):
+    def lost(seed):
+        with Model(probe, 'cluster', workdir=str(tmp_path), seed=seed, commit_loss=0.3) as model:
+            for _ in range(3):
+                model.add_unit()
+            model.settle()
+            return [(r.unit, r.hook, r.remote) for r in model.history if r.commit_lost]
+    first = lost(5)
+    assert first and first == lost(5) and first != lost(6)
+    with pytest.raises(ValueError):
+        Model(probe, 'cluster', workdir=str(tmp_path), commit_loss=1)
+
+
+@pytest.mark.parametrize('juju', JUJUS)
+def test_storage_hooks_run_before_install_where_the_relation_is_unusable(tmp_path, juju):
+    root = tmp_path / 'charm'
+    charm = build_probe(root)
+    metadata = os.path.join(charm, 'metadata.yaml')
+    with open(metadata, 'a') as handle:
+        handle.write('storage:\n  data:\n    type: filesystem\n')
+    hook = os.path.join(charm, 'hooks', 'data-storage-attached')
+    with open(os.path.join(charm, 'hooks', 'hook.template')) as template, open(hook, 'w') as out:
+        out.write(template.read())
+    os.chmod(hook, 0o755)
+    with Model(charm, 'cluster', workdir=str(tmp_path), juju=juju) as model:
+        u0 = model.add_unit()
+        model.settle()
+        assert [h for h, _ in hooks_of(model, u0)][:2] == ['data-storage-attached', 'install']
+        envs = [n[1] for n in seen(model, u0) if n[0] == 'env']
+        assert envs[:2] == ['data-storage-attached', 'install']
+        relation = [n for n in seen(model, u0) if n[0] == 'install']
+        # Juju 3 lists the relation and refuses its data in both; Juju 2.9 lists it in neither.
+        assert relation == ([['install', 'cluster:0', [], 1, 1, 1, 1]] * 2 if juju == '3' else [])

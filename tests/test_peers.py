@@ -10,6 +10,7 @@ import collections
 import pytest
 from cryptography import x509
 from support import pki
+from support.driver import STORAGE
 from support.jujusim.model import JUJU_KEYS
 from support.pki import ca_digest, csr_digest, public_key
 
@@ -893,17 +894,19 @@ def test_original_consumer_after_a_leader_move(make):
 RELATION_TOOLS = ('relation-get', 'relation-set', 'relation-list')
 
 
-def test_install_leaves_relation_data_alone(make):
-    """Juju 3 lists the peer relation in install but refuses relation-get and
-    relation-set on it; Juju 2 does not list it. Either way the layer keeps
-    off it, and every method still answers."""
-    drv = make(units=1)
+@pytest.mark.parametrize('hook', ['install', f'{STORAGE}-storage-attached'])
+def test_install_leaves_relation_data_alone(make, hook):
+    """Juju 3 lists the peer relation in install, and in the storage hooks
+    that run before it, but refuses relation-get and relation-set on it;
+    Juju 2 does not list it. Either way the layer keeps off it, and every
+    method still answers."""
+    drv = make(units=1, storage=True)
     unit = drv.add_unit()
-    calls = [drv.schedule(unit, 'install', method, args) for method, args in (
+    calls = [drv.schedule(unit, hook, method, args) for method, args in (
         ('get_csr_map', []), ('get_signed_cert', []), ('get_ca', []),
         ('set_cert', ['drv/0', drv.cert('drv/0')]))]
     drv.settle()
-    install = next(r for r in drv.records(unit) if r.hook == 'install')
+    install = next(r for r in drv.records(unit) if r.hook == hook)
     assert install.ok and [a for a in install.argv if a[0] in RELATION_TOOLS] == []
     outcomes = {e['id']: e for e in drv.results(install)}
     assert [outcomes[c].get('value') for c in calls[:3]] == [{}, None, None]

@@ -58,10 +58,16 @@ RELATION_HOOKS = ('created', 'joined', 'changed', 'departed')
 CHARM_FILES = SUPPORT / 'driver_charm'  # its handlers and hook, as files the linter sees
 
 
-def build_charm(root, relation='tls', app='drv'):
+#: The store the driver charm declares with ``storage=True``: Juju runs its
+#: storage-attached hook before install (jujusim.model).
+STORAGE = 'data'
+
+
+def build_charm(root, relation='tls', app='drv', storage=False):
     """Assemble the driver charm under ``root`` (named for ``app`` and
-    ``relation``) from driver_charm/, this checkout's peers.py and
-    support/pki.py; return its directory."""
+    ``relation``, with the store :data:`STORAGE` if ``storage``) from
+    driver_charm/, this checkout's peers.py and support/pki.py; return its
+    directory."""
     charm = Path(root) / f'{app}-{relation}'
     (charm / 'hooks' / 'relations' / 'tls').mkdir(parents=True)
     (charm / 'reactive').mkdir()
@@ -74,7 +80,12 @@ def build_charm(root, relation='tls', app='drv'):
           {relation}:
             interface: tls
         """))
-    for name in HOOKS + tuple(f'{relation}-relation-{kind}' for kind in RELATION_HOOKS):
+    hooks = HOOKS + tuple(f'{relation}-relation-{kind}' for kind in RELATION_HOOKS)
+    if storage:
+        with (charm / 'metadata.yaml').open('a') as metadata:
+            metadata.write(f'storage:\n  {STORAGE}:\n    type: filesystem\n')
+        hooks += (f'{STORAGE}-storage-attached',)
+    for name in hooks:
         shutil.copy(str(CHARM_FILES / 'hooks' / 'hook'), str(charm / 'hooks' / name))
     (charm / 'hooks' / 'relations' / '__init__.py').write_text('')
     (charm / 'hooks' / 'relations' / 'tls' / '__init__.py').write_text('')
@@ -98,11 +109,12 @@ class Driver:
     """
 
     def __init__(self, root, relation='tls', units=3, app='drv', create=True, sign=True,
-                 original=False, settle=True):
+                 original=False, settle=True, storage=False):
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
         self.ca = pki.make_ca('driver CA')
-        self.model = Model(build_charm(root, relation, app), relation, workdir=str(root), app=app)
+        self.model = Model(build_charm(root, relation, app, storage), relation,
+                           workdir=str(root), app=app)
         self._ids = itertools.count()
         self.record = None  # the hook record of the last call()
         for _ in range(units):

@@ -17,7 +17,7 @@ Usage::
 API (``jujusim.model.Model``):
 
 ``Model(charm_dir, relation, executor='inprocess', workdir=None, seed=None,
-app=None, max_retries=5, juju=None, self_notify=None)``
+app=None, max_retries=5, juju=None, self_notify=None, commit_loss=0.0)``
     ``charm_dir`` is a built charm (``hooks/<name>`` files); ``relation``
     must be a peer relation in its metadata.yaml. ``executor`` is
     ``'inprocess'`` (hooks run in this process, a few ms each) or
@@ -31,26 +31,36 @@ app=None, max_retries=5, juju=None, self_notify=None)``
     (``model.JUJU``; today only in what ``install`` sees of the peer
     relation); without it, ``$JUJUSIM_JUJU`` decides, else ``'3'``, so one
     test run can use either. ``self_notify`` says whether the leader gets
-    ``-relation-changed`` for its own application-bag writes, which Juju has
-    not settled (``model.ENV_SELF_NOTIFY``); without it,
-    ``$JUJUSIM_SELF_NOTIFY`` ('0' or '1') decides, else no. Use as a context
+    ``-relation-changed`` for its own application-bag writes, as Juju's
+    source says it does (``model.DEFAULT_SELF_NOTIFY``); without it,
+    ``$JUJUSIM_SELF_NOTIFY`` ('0' or '1') decides, else yes. ``commit_loss``
+    is the chance that a hook which exited 0 loses its relation-settings
+    commit (see ``lose_commit``), drawn from ``seed``. Use as a context
     manager, or call ``close()``.
 
 Changing the model (hooks are only queued; nothing runs until ``settle`` or
 ``run``):
 
-- ``add_unit() -> str``: install, relation-created, leader-elected or
+- ``add_unit() -> str``: the storage hooks, install, relation-created, leader-elected or
   leader-settings-changed, config-changed, start, then -joined/-changed both
   ways with every live unit.
 - ``remove_unit(unit)``: -departed on both sides, then stop and remove; the
   unit is gone (``bag`` refuses it) once its queue is empty. Units that saw it
   depart can still ``relation-get`` its last settings, as in Juju.
-  A leader that leaves hands leadership to another unit.
+  A leader that leaves keeps leading through its teardown; another unit is
+  elected once it is gone.
 - ``move_leader(unit, mid_hook=None)``: now, or (with a hook tool name)
   during the leader's next hook, just before its first call of that tool.
+  The deposed leader runs leader-settings-changed (Juju has no
+  leader-deposed hook).
+- ``restart_agent(unit)``: the unit's settings cache is emptied and a
+  non-leader runs leader-settings-changed.
 - ``set_config(**values)`` (None resets),
   ``queue(unit, hook, remote=None)`` (e.g. ``'update-status'``),
-  ``fail_next(unit, hook_name=None)``, ``duplicate(unit, index)``.
+  ``fail_next(unit, hook_name=None)`` (the hook process fails: nothing is
+  kept), ``lose_commit(unit, hook_name=None)`` (it exits 0, unit data is
+  kept, its relation writes are lost and it is retried),
+  ``duplicate(unit, index)``.
 - ``poke(unit, settings)``, ``poke_app(settings)``,
   ``poke_leader_settings(settings)``: what an operator writes with ``juju
   exec ... relation-set`` / ``relation-set --app`` / ``leader-set``,
@@ -69,13 +79,16 @@ removed), ``leader``, ``leader_settings``, ``config``, ``app_status``,
 ``bag(unit)`` (committed relation data), ``app_bag()`` (the committed
 application bag), ``kv(unit)`` (unit data), ``flags(unit)``,
 ``status(unit)``, ``history`` (a :class:`HookRecord` per hook run;
+``commit_lost`` marks a hook whose relation writes were lost after exit 0;
 ``app_change`` marks the ``-relation-changed`` of an application-bag change,
 ``app_written`` holds a hook's committed application-bag writes, ``causes``
 the seqs of the hooks whose writes queued it) and
 ``skipped`` (hooks Juju would not run: no hook file, or leadership moved on).
 
-Semantics are documented where they are implemented: hook queues, relation
-membership and leadership in ``model.py``; hook tools in ``tools.py``; the
+Semantics are documented where they are implemented, each with the file of
+Juju's source (github.com/juju/juju) or the document it follows: hook
+queues, relation membership, the settings cache, commits and leadership in
+``model.py``; hook tools in ``tools.py``; the
 executors in ``inprocess.py`` and ``subproc.py``.
 
 This module imports nothing eagerly, because every hook tool process imports

@@ -67,12 +67,45 @@ Juju semantics modelled (peer relation ``<rel>:0``):
   hook whenever the bag's version differs from the last it delivered, before
   any -joined (worker/uniter/relation/resolver.go, ``nextHookForRelation``:
   "trigger all app hooks first", ``RemoteUnit: ""``); juju issue 20178 shows
-  a single-unit application getting it. The leader itself gets it only under
-  self-notification (:data:`ENV_SELF_NOTIFY`). A unit's relation state starts
+  a single-unit application getting it. The leader gets it too, for its own
+  writes (:data:`DEFAULT_SELF_NOTIFY`). A unit's relation state starts
   with no version, and a bag never written has version 0 (the resolver's
   "compatibility" note), so a unit added after the bag was first written gets
   one app-changed hook after ``start``, before its -joined hooks.
 * A failed hook stays at the head of its unit's queue and is retried.
+* Relation settings are committed by the uniter after the hook process has
+  exited 0 (worker/uniter/runner/context/context.go, ``Flush``: unit and
+  application bag in one call, the application part under a leadership token
+  re-checked then). By then charms.reactive has flushed unitdata, flags
+  included. A commit that fails (the agent restarting between exit and
+  commit, an API error) makes the uniter treat the hook as failed and retry
+  it, unitdata already advanced: ``lose_commit`` and ``commit_loss`` model
+  that (``HookRecord.commit_lost``). ``fail_next`` is the other failure, the
+  hook process itself exiting non-zero, which flushes no unitdata.
+* Remote units' settings are cached across hooks, per relation, by the unit's
+  agent (worker/uniter/runner/context/cache.go, ``RelationCache``, kept by
+  the context factory in contextfactory.go, ``getContextRelations``): before
+  each hook the cache is pruned to the unit's current members; in a relation
+  hook about unit Y, Y's entry is invalidated (-joined, -changed) or removed
+  (-departed) (contextfactory.go, ``HookContext``); any other read of a
+  member returns the
+  copy this unit last read, however old. Settings of non-members (departed
+  units) and the application bag are cached only within one hook, and the
+  unit's own bag is always read fresh. ``restart_agent`` empties the cache.
+* Leadership (worker/uniter/operation/leader.go,
+  worker/uniter/resolver/leadership.go): a unit that becomes leader runs
+  ``leader-elected``; there is no leader-deposed hook ("we should run a
+  leader-deposed hook here, but we can't yet"): a deposed leader runs
+  ``leader-settings-changed`` instead, as every non-leader does after its agent
+  restarts (``restart_agent``). A leader being removed keeps its lease through
+  its teardown: it runs its ``-departed`` hooks, ``stop`` and ``remove`` as
+  leader, and another unit is elected only once it is gone.
+* Storage: a charm whose metadata.yaml declares storage runs
+  ``<name>-storage-attached`` for each store before ``install``
+  (worker/uniter/storage/resolver.go, ``nextOp``: while attachments are
+  pending and the charm is not installed, the uniter waits for them), when
+  the peer relation is no more usable than in ``install``: the unit has not
+  entered its scope (relation-created comes after install).
 * A hook the charm has no file for is skipped (recorded in ``skipped``), as
   Juju does; relation membership still moves on.
 * Every record names the hooks that caused it (``HookRecord.causes``): the
@@ -128,15 +161,17 @@ JUJU = {'2.9': Juju('2.9.44', False), '3': Juju('3.6.8', True)}
 ENV_JUJU = 'JUJUSIM_JUJU'
 DEFAULT_JUJU = '3'
 #: Whether the leader also gets the app-changed hook for its own
-#: application-bag writes on the peer relation, which Juju has not settled:
-#: its hook reference said "the application leader will not receive a
-#: relation-changed event for the changes that it writes to the peer
-#: relation's application data bag"; juju issue 20178 shows a Juju 3.6.8
-#: unit getting one, and Juju documented that rather than change it (juju PR
-#: 22525). A Model's ``self_notify`` argument decides, else $JUJUSIM_SELF_NOTIFY
-#: ('1' yes, '0' no), else this default, so one test run can use either.
+#: application-bag writes on the peer relation. Juju's source settles it: for
+#: a peer relation the counterpart applications include the application itself
+#: (state/relationunit.go, ``CounterpartApplications``), and the uniter's
+#: relation resolver compares application-bag versions with no filter for the
+#: writer (worker/uniter/relation/resolver.go), in 2.9 as in 3.6; juju issue
+#: 20178 shows it, and juju PR 22525 documented it. Juju's older hook reference
+#: said the leader is not told: the source wins. A Model's ``self_notify``
+#: argument can still turn it off (the old, kinder rule), else
+#: $JUJUSIM_SELF_NOTIFY ('1' yes, '0' no), else this default.
 ENV_SELF_NOTIFY = 'JUJUSIM_SELF_NOTIFY'
-DEFAULT_SELF_NOTIFY = False
+DEFAULT_SELF_NOTIFY = True
 # Seconds the hooks' clock runs ahead of the real one (Model.advance_clock),
 # for the executors and site/sitecustomize.py, which names it; unset while 0.
 ENV_CLOCK_OFFSET = support.site.ENV_CLOCK_OFFSET
@@ -204,6 +239,8 @@ class HookRecord:
     #: (module docstring): a replay that runs every unit on its own machine
     #: starts it once they have all ended; () for what the operator queued.
     causes: tuple
+    #: the hook exited 0 but Juju lost its relation-settings commit (lose_commit)
+    commit_lost: bool = False
 
 
 class _Entry:
@@ -243,6 +280,10 @@ class _Unit:
         self.dying = False
         self.gone = False
         self.fail = None  # fail_next: a hook name, _ANY_HOOK or None
+        self.lose = None  # lose_commit: a hook name, _ANY_HOOK or None
+        # The agent's settings cache (module docstring): member -> the bag
+        # this unit last read of it, or None where the next read is fresh.
+        self.cache = {}
         self.status = ('maintenance', '')
 
 
@@ -250,7 +291,7 @@ class Model:
     """One Juju application with a peer relation; see the package docstring."""
 
     def __init__(self, charm_dir, relation, executor='inprocess', workdir=None, seed=None,
-                 app=None, max_retries=5, juju=None, self_notify=None):
+                 app=None, max_retries=5, juju=None, self_notify=None, commit_loss=0.0):
         if executor not in ('inprocess', 'subprocess'):
             raise ValueError(f'executor must be inprocess or subprocess, not {executor!r}')
         #: The name of the Juju modelled, a key of :data:`JUJU`.
@@ -287,6 +328,12 @@ class Model:
         self._remove_workdir = workdir is None
         self.tools_dir = _install_tools(os.path.join(self.workdir, 'hook-tools'))
         self._rng = random.Random(seed) if seed is not None else None
+        if not 0 <= commit_loss < 1:
+            raise ValueError(f'commit_loss is a probability below 1, not {commit_loss!r}')
+        #: The chance that a hook which exited 0 loses its commit (lose_commit).
+        self.commit_loss = commit_loss
+        self._loss_rng = random.Random(seed)
+        self._storage = sorted((metadata.get('storage') or {}))
         self._units = {}  # name -> _Unit, in order of unit number
         self._next_number = 0
         self._leader = None
@@ -383,8 +430,9 @@ class Model:
     def add_unit(self):
         """Add a unit and queue its setup and join hooks; return its name.
 
-        The order is Juju's for a scaled-up peer application: install,
-        relation-created, leader-elected (the first unit) or
+        The order is Juju's for a scaled-up peer application: the storage
+        hooks (``<name>-storage-attached`` for each store the charm declares),
+        install, relation-created, leader-elected (the first unit) or
         leader-settings-changed, config-changed, start; then for every live
         unit E, -joined and -changed for E here, and for the new unit on E.
         If the application bag was ever written, an app-changed hook comes
@@ -401,7 +449,8 @@ class Model:
         self._executor.add_unit(unit)
         others = [u for u in self._units.values() if not u.dying]
         self._units[name] = unit
-        unit.queue = [_Entry(Hook('install')), _Entry(Hook(self._hook_name('created')))]
+        unit.queue = [_Entry(Hook(name)) for name in self._storage_hooks()]
+        unit.queue += [_Entry(Hook('install')), _Entry(Hook(self._hook_name('created')))]
         if self._leader is None:
             self._leader = name
             unit.queue.append(_Entry(Hook('leader-elected')))
@@ -421,8 +470,10 @@ class Model:
         """Start removing ``unit``: -departed on both sides, then stop and remove.
 
         Hooks for it that other units have not run yet are dropped (Juju
-        compares states; a unit that left is never reported as joining). If
-        it was the leader, another live unit is elected.
+        compares states; a unit that left is never reported as joining). A
+        leader keeps its lease through its teardown (module docstring): it
+        runs its -departed hooks, stop and remove as leader, and another live
+        unit is elected once it is gone.
         """
         leaving = self._live_unit(unit)
         leaving.dying = True
@@ -439,18 +490,17 @@ class Model:
                 other.queue.append(_Entry(Hook(departed, leaving.name, leaving.name)))
         leaving.queue = [e for e in leaving.queue
                          if e.failures or e.hook.name not in (joined, changed)]
-        if self._mid_hook_move and leaving.name in (self._leader, self._mid_hook_move[0]):
+        if self._mid_hook_move and leaving.name == self._mid_hook_move[0]:
             self._mid_hook_move = None
-        if self._leader == leaving.name:
-            leaving.queue.append(_Entry(Hook('leader-deposed')))
-            self._elect()
         remotes = leaving.joined.union(e.hook.remote for e in leaving.queue if e.hook.remote)
         for remote in sorted(remotes, key=self._number):
             leaving.queue.append(_Entry(Hook(departed, remote, leaving.name)))
         leaving.queue += [_Entry(Hook('stop')), _Entry(Hook('remove'))]
 
     def move_leader(self, unit, mid_hook=None):
-        """Make ``unit`` the leader; queue leader-elected (and leader-deposed).
+        """Make ``unit`` the leader; queue leader-elected on it, and
+        leader-settings-changed on the deposed leader (Juju has no
+        leader-deposed hook: module docstring).
 
         Without ``mid_hook`` leadership moves now, between hooks, so the next
         hooks of the old leader run as a non-leader's. With a hook tool name
@@ -473,9 +523,10 @@ class Model:
     def _set_leader(self, new):
         if self._leader == new.name:
             return
-        if self._leader is not None:
-            self._queue_once(self._units[self._leader], Hook('leader-deposed'))
+        old = self._units.get(self._leader)
         self._leader = new.name
+        if old is not None and not old.dying:
+            self._queue_once(old, Hook('leader-settings-changed'))
         self._queue_once(new, Hook('leader-elected'))
 
     def advance_clock(self, **delta):
@@ -554,6 +605,23 @@ class Model:
         """
         self._unit(unit).fail = hook_name or _ANY_HOOK
 
+    def lose_commit(self, unit, hook_name=None):
+        """Make the next hook run on ``unit`` (named ``hook_name``, if given)
+        exit 0 and then lose its relation-settings commit, as when the agent
+        restarts between the hook's exit and the commit (module docstring):
+        its unit data, flags included, are kept; its unit- and
+        application-bag writes are discarded; Juju retries it."""
+        self._unit(unit).lose = hook_name or _ANY_HOOK
+
+    def restart_agent(self, unit):
+        """Restart ``unit``'s agent between hooks: its settings cache is
+        emptied, and a non-leader runs leader-settings-changed, as the
+        uniter's leadership resolver does at start (module docstring)."""
+        target = self._live_unit(unit)
+        target.cache = {}
+        if self._leader != target.name:
+            self._queue_once(target, Hook('leader-settings-changed'))
+
     def duplicate(self, unit, index):
         """Queue a second copy of the hook at ``index`` right after it."""
         queue = self._unit(unit).queue
@@ -599,7 +667,8 @@ class Model:
         """
         target = self._unit(unit)
         entry = target.queue[index]
-        barriers = ('install', 'start', 'stop', 'remove', self._hook_name('created'))
+        barriers = ('install', 'start', 'stop', 'remove', self._hook_name('created'),
+                    *self._storage_hooks())
         for earlier in target.queue[:index]:
             if (earlier.hook.name in barriers or entry.hook.name in barriers
                     or (entry.hook.remote and earlier.hook.remote == entry.hook.remote)):
@@ -620,14 +689,18 @@ class Model:
             self._transition(unit, hook)
         if reason is not None:
             self.skipped.append((unit.name, hook, reason))
-            unit.gone = unit.dying and not unit.queue
+            self._note_gone(unit)
             return None
 
         fail = unit.fail in (_ANY_HOOK, hook.name)
         if fail:
             unit.fail = None
+        lose = unit.lose in (_ANY_HOOK, hook.name)
+        if lose:
+            unit.lose = None
         seq = len(self.history) + 1
         move = self._mid_hook_move if unit.name == self._leader else None
+        self._prepare_cache(unit, hook)
         spec = HookSpec(unit, hook, hook_path, self._environment(unit, hook, seq),
                         self._context(unit, hook, move and move[1]), fail)
         started = time.perf_counter()
@@ -636,8 +709,9 @@ class Model:
         if move is not None:  # it happened during the hook, before its commit
             self._mid_hook_move = None
             self._set_leader(self._units[move[0]])
-        record = self._apply(unit, entry, result, seq, seconds)
-        unit.gone = unit.dying and not unit.queue
+        lose = lose or (self.commit_loss and self._loss_rng.random() < self.commit_loss)
+        record = self._apply(unit, entry, result, seq, seconds, bool(lose), spec.context['bags'])
+        self._note_gone(unit)
         if record.unsupported:
             raise UnsupportedToolCall(f'{unit.name} {hook.name} made hook tool calls jujusim does '
                                       f'not model: {record.unsupported}', record)
@@ -646,14 +720,25 @@ class Model:
                                        f'last error:\n{record.error}', record)
         return record
 
-    def _apply(self, unit, entry, result, seq, seconds):
-        """Make the effects of a finished hook real and record it."""
+    def _note_gone(self, unit):
+        """A dying unit whose queue is empty is gone; a leader that goes
+        hands its lease to another live unit then (module docstring)."""
+        unit.gone = unit.dying and not unit.queue
+        if unit.gone and self._leader == unit.name:
+            self._elect()
+
+    def _apply(self, unit, entry, result, seq, seconds, lose, bags):
+        """Make the effects of a finished hook real and record it; with
+        ``lose``, a hook that exited 0 loses its relation-settings commit;
+        ``bags``: the remote settings the hook was shown."""
         staged, app_staged, leader_written, logs, unsupported = {}, {}, {}, [], []
         for event in result.events:
             if event.get('unsupported'):
                 unsupported.append(event['argv'])
             if event['rc'] != 0:
                 continue
+            if 'read' in event:  # what this unit's agent now caches
+                self._cache_read(unit, event['read'], bags)
             staged.update(event.get('relation_set', {}))
             app_staged.update(event.get('app_set', {}))
             leader_written.update(event.get('leader_set', {}))
@@ -671,6 +756,10 @@ class Model:
         if ok and app_staged and self._leader != unit.name:
             ok, error = False, ('cannot apply changes: updating unit and application settings '
                                 f'for "{unit.name}": permission denied')
+        commit_lost = ok and lose
+        if commit_lost:
+            ok, error = False, ('jujusim: the hook exited 0 and its relation settings were not '
+                                'committed (Model.lose_commit); unit data was kept')
         if ok:
             self._transition(unit, entry.hook)
             if entry.hook.name == self._hook_name('created'):
@@ -691,7 +780,8 @@ class Model:
             relation_written=staged if ok else {}, app_written=app_staged if ok else {},
             leader_written=leader_written,
             flags=frozenset(self._executor.read_kv(unit, 'reactive.states.')),
-            logs=logs, unsupported=unsupported, seconds=seconds, causes=tuple(entry.causes))
+            logs=logs, unsupported=unsupported, seconds=seconds, causes=tuple(entry.causes),
+            commit_lost=commit_lost)
         self.history.append(record)
         return record
 
@@ -812,22 +902,45 @@ class Model:
                 env['JUJU_DEPARTING_UNIT'] = hook.departing
         return env
 
-    def _context(self, unit, hook, depose_before=None):
-        """The snapshot the hook tools answer from (see tools.HookTools);
-        ``depose_before``: the tool before which leadership ends (move_leader)."""
-        relation_hook = hook.name.startswith(self.relation + '-relation-')
+    def _members(self, unit, hook):
+        """The units ``unit``'s relation-list names during ``hook``."""
         members = set(unit.joined)
         if hook.name == self._hook_name('joined'):
             members.add(hook.remote)
         elif hook.name == self._hook_name('departed'):
             members.discard(hook.remote)
+        return members
+
+    def _prepare_cache(self, unit, hook):
+        """What the agent does to its settings cache before ``hook``
+        (module docstring): prune it to the members, then forget the remote
+        unit of a relation hook (invalidated, or removed when it departs)."""
+        unit.cache = {name: unit.cache.get(name) for name in self._members(unit, hook)}
+        if hook.name.startswith(self.relation + '-relation-') and hook.remote in unit.cache:
+            unit.cache[hook.remote] = None
+
+    def _cache_read(self, unit, name, bags):
+        """``unit`` read ``name``'s settings from ``bags``: a member's stay
+        cached until invalidated; anyone else's only for the hook."""
+        if name in unit.cache and name in bags:
+            unit.cache[name] = bags[name]
+
+    def _context(self, unit, hook, depose_before=None):
+        """The snapshot the hook tools answer from (see tools.HookTools);
+        ``depose_before``: the tool before which leadership ends (move_leader).
+        A member's bag is the copy this unit's agent has cached, if any."""
+        relation_hook = hook.name.startswith(self.relation + '-relation-')
+        members = self._members(unit, hook)
         readable = members | unit.departed
         if relation_hook and hook.remote:
             readable.add(hook.remote)
         bags = {name: dict(self._units[name].bag) for name in readable}
+        bags.update((name, dict(cached)) for name, cached in unit.cache.items()
+                    if cached is not None)
         bags[unit.name] = dict(unit.bag)
         live = [u for u in self._units.values() if not u.gone]
-        install = hook.name == 'install' and self._juju.peer_in_install
+        install = (hook.name == 'install' or hook.name in self._storage_hooks()) \
+            and self._juju.peer_in_install
         return {
             'unit': unit.name,
             'relation': self.relation,
@@ -859,6 +972,10 @@ class Model:
 
     def _hook_name(self, kind):
         return f'{self.relation}-relation-{kind}'
+
+    def _storage_hooks(self):
+        """The storage-attached hooks a unit runs before ``install``."""
+        return [f'{name}-storage-attached' for name in self._storage]
 
     def _number(self, name):
         return self._units[name].number

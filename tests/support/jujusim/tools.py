@@ -303,7 +303,9 @@ class HookTools:
         else:
             raise ToolError(1, f'cannot read settings for unit "{name}" in relation "{rid}": '
                                f'unit "{name}": settings not found')
-        return dumps(bag if args[0] == '-' else bag.get(args[0])) + '\n', {}
+        # Another unit's settings, which this unit's agent caches (model.py).
+        effect = {'read': name} if name != self.unit and not app else {}
+        return dumps(bag if args[0] == '-' else bag.get(args[0])) + '\n', effect
 
     def _tool_relation_set(self, args):
         """``relation-set --help``; ``relation-set [--app] [-r RID] --file F | k=v ...``."""

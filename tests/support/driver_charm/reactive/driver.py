@@ -42,7 +42,8 @@ def test_ca():
     return pki.CA(key, cert, ca['cert'])
 
 
-@hook('install', 'config-changed', 'start', 'update-status', 'leader-elected',
+@hook('data-storage-attached',  # the store support/driver.py's storage=True declares
+      'install', 'config-changed', 'start', 'update-status', 'leader-elected',
       'leader-settings-changed', 'upgrade-charm', 'stop',
       '{peers:tls}-relation-{created,joined,changed,departed}')
 def scripted_calls(*relation):
