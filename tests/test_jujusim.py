@@ -1180,3 +1180,14 @@ def test_storage_hooks_run_before_install_where_the_relation_is_unusable(tmp_pat
         relation = [n for n in seen(model, u0) if n[0] == 'install']
         # Juju 3 lists the relation and refuses its data in both; Juju 2.9 lists it in neither.
         assert relation == ([['install', 'cluster:0', [], 1, 1, 1, 1]] * 2 if juju == '3' else [])
+
+
+def test_records_say_which_reads_the_agent_fetched(model):
+    u0, u1 = model.add_unit(), model.add_unit()
+    model.settle()
+    model.set_config(watch=u1)
+    model.settle()
+    assert update_status(model, u0).fetched == []  # cached by its -changed about u1
+    model.restart_agent(u0)
+    assert update_status(model, u0).fetched == [u1]
+    assert update_status(model, u0).fetched == []

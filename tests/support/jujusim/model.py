@@ -241,6 +241,10 @@ class HookRecord:
     causes: tuple
     #: the hook exited 0 but Juju lost its relation-settings commit (lose_commit)
     commit_lost: bool = False
+    #: the remote units whose settings the agent fetched from the controller
+    #: for this hook, in order; every other read of a remote unit was served
+    #: from the agent's settings cache (module docstring)
+    fetched: list = None
 
 
 class _Entry:
@@ -732,13 +736,14 @@ class Model:
         ``lose``, a hook that exited 0 loses its relation-settings commit;
         ``bags``: the remote settings the hook was shown."""
         staged, app_staged, leader_written, logs, unsupported = {}, {}, {}, [], []
+        fetched = []
         for event in result.events:
             if event.get('unsupported'):
                 unsupported.append(event['argv'])
             if event['rc'] != 0:
                 continue
-            if 'read' in event:  # what this unit's agent now caches
-                self._cache_read(unit, event['read'], bags)
+            if 'read' in event and self._cache_read(unit, event['read'], bags, fetched):
+                fetched.append(event['read'])
             staged.update(event.get('relation_set', {}))
             app_staged.update(event.get('app_set', {}))
             leader_written.update(event.get('leader_set', {}))
@@ -781,7 +786,7 @@ class Model:
             leader_written=leader_written,
             flags=frozenset(self._executor.read_kv(unit, 'reactive.states.')),
             logs=logs, unsupported=unsupported, seconds=seconds, causes=tuple(entry.causes),
-            commit_lost=commit_lost)
+            commit_lost=commit_lost, fetched=fetched)
         self.history.append(record)
         return record
 
@@ -919,11 +924,16 @@ class Model:
         if hook.name.startswith(self.relation + '-relation-') and hook.remote in unit.cache:
             unit.cache[hook.remote] = None
 
-    def _cache_read(self, unit, name, bags):
+    def _cache_read(self, unit, name, bags, fetched):
         """``unit`` read ``name``'s settings from ``bags``: a member's stay
-        cached until invalidated; anyone else's only for the hook."""
-        if name in unit.cache and name in bags:
-            unit.cache[name] = bags[name]
+        cached until invalidated; anyone else's only for the hook (``fetched``
+        this hook so far). Return whether the agent had to fetch them from
+        the controller."""
+        if name in unit.cache:
+            miss = unit.cache[name] is None
+            unit.cache[name] = bags.get(name)
+            return miss
+        return name not in fetched
 
     def _context(self, unit, hook, depose_before=None):
         """The snapshot the hook tools answer from (see tools.HookTools);
