@@ -1024,3 +1024,47 @@ def test_the_layers_own_hook_tool_calls_stay_within_budget(make, units):
         assert reads <= (4 + units if record.unit == 'drv/0' else 4), (record.unit, record.hook, calls)
         bags = bool(record.relation_written) + bool(record.app_written)
         assert len(writes) == (bags + 1 if bags else 0), (record.unit, record.hook, writes)
+
+
+# -- Juju's rules from its source: the settings cache, commits lost after exit 0 ----------
+
+def test_a_stale_cached_csr_delays_the_answer_and_delivers_nothing_old(make):
+    """Juju's agent serves a peer's settings from its cache until a hook
+    about that peer: the leader's update-status, run before its -changed
+    about a unit that re-keyed, still sees the old CSR, already answered. It
+    issues nothing then, and the unit gets nothing for its old CSR; the
+    -changed about it brings the new CSR, which is signed."""
+    drv = make(units=3)
+    m, follower = drv.model, 'drv/1'
+    old_cert = drv.cert(follower)
+    csr = drv.rekey(follower)
+    assert drv.cert(follower) is None and CERT_AVAILABLE not in drv.flags(follower)
+    m.queue('drv/0', 'update-status')
+    status = m.run('drv/0', [i for u, i, h in m.pending() if u == 'drv/0'][-1])
+    assert status.ok and follower not in status.fetched  # served from the agent's cache
+    assert status.app_written == {} and SIGN_CSR not in drv.flags('drv/0')
+    drv.run_queued(follower)
+    assert drv.cert(follower) is None
+    drv.settle()
+    assert drv.cert(follower) != old_cert and belongs_to_key(drv, follower, drv.cert(follower))
+    assert m.app_bag()[CSR_DIGEST_KEY.format(follower)] == csr_digest(csr)
+
+
+@pytest.mark.parametrize('unit, hook', [('drv/0', 'tls-relation-changed'),
+                                        ('drv/2', 'config-changed')])
+def test_a_lost_commit_is_made_good_by_the_retry(make, unit, hook):
+    """The leader's hook that signs a new CSR, or the follower's that
+    publishes it, exits 0 and Juju then loses its relation writes, unitdata
+    (flags included) already saved: the retry publishes what was lost, and
+    the follower ends with a certificate for its new key."""
+    drv = make(units=3)
+    m = drv.model
+    m.lose_commit(unit, hook)
+    csr = drv.rekey('drv/2')
+    drv.settle()
+    assert [(r.unit, r.hook) for r in m.history if r.commit_lost] == [(unit, hook)]
+    assert m.bag('drv/2')[CSR_KEY] == csr
+    assert m.app_bag()[CSR_DIGEST_KEY.format('drv/2')] == csr_digest(csr)
+    assert belongs_to_key(drv, 'drv/2', drv.cert('drv/2'))
+    assert all(drv.flags(u) == {CERT_AVAILABLE} for u in m.units)
+    assert all(r.ok or r.commit_lost for r in m.history)

@@ -11,10 +11,16 @@ Juju semantics modelled (peer relation ``<rel>:0``):
 * Relation settings written by a hook are committed only if it succeeds. A
   commit that changes a unit's settings queues ``<rel>-relation-changed`` on
   every unit that has run ``-joined`` for it, unless one is still queued
-  there (Juju compares versions, so changes coalesce).
-* ``leader-set`` takes effect at once, even if the hook then fails, and is
-  refused to non-leaders; a change queues ``leader-settings-changed`` on the
-  other units (coalesced). Leadership hooks are state driven as in Juju:
+  there (the relation resolver compares each member's settings version with
+  the last it delivered, so changes coalesce: worker/uniter/relation/
+  resolver.go); a write that changes no value bumps no version
+  (state/settings.go) and so queues nothing.
+* ``leader-set`` takes effect at once, even if the hook then fails (the
+  leadership context writes to the controller at the call:
+  worker/uniter/runner/context/leader.go), and is refused to non-leaders; a
+  change queues ``leader-settings-changed`` on the other units (coalesced:
+  the leadership resolver compares settings versions,
+  worker/uniter/leadership/resolver.go). Leadership hooks are state driven as in Juju:
   ``leader-elected`` runs only if the unit still leads when its turn comes,
   ``leader-settings-changed`` only if it does not.
 * ``-relation-created`` runs right after ``install``, before the leadership
@@ -72,7 +78,9 @@ Juju semantics modelled (peer relation ``<rel>:0``):
   with no version, and a bag never written has version 0 (the resolver's
   "compatibility" note), so a unit added after the bag was first written gets
   one app-changed hook after ``start``, before its -joined hooks.
-* A failed hook stays at the head of its unit's queue and is retried.
+* A failed hook stays at the head of its unit's queue and is retried
+  (worker/uniter/operation/runhook.go: a hook error leaves the operation
+  pending, and the uniter runs it again before anything else).
 * Relation settings are committed by the uniter after the hook process has
   exited 0 (worker/uniter/runner/context/context.go, ``Flush``: unit and
   application bag in one call, the application part under a leadership token
@@ -93,7 +101,7 @@ Juju semantics modelled (peer relation ``<rel>:0``):
   units) and the application bag are cached only within one hook, and the
   unit's own bag is always read fresh. ``restart_agent`` empties the cache.
 * Leadership (worker/uniter/operation/leader.go,
-  worker/uniter/resolver/leadership.go): a unit that becomes leader runs
+  worker/uniter/leadership/resolver.go): a unit that becomes leader runs
   ``leader-elected``; there is no leader-deposed hook ("we should run a
   leader-deposed hook here, but we can't yet"): a deposed leader runs
   ``leader-settings-changed`` instead, as every non-leader does after its agent
@@ -107,7 +115,8 @@ Juju semantics modelled (peer relation ``<rel>:0``):
   the peer relation is no more usable than in ``install``: the unit has not
   entered its scope (relation-created comes after install).
 * A hook the charm has no file for is skipped (recorded in ``skipped``), as
-  Juju does; relation membership still moves on.
+  Juju does (worker/uniter/operation/runhook.go logs "skipped ... hook
+  (missing)" and the operation commits); relation membership still moves on.
 * Every record names the hooks that caused it (``HookRecord.causes``): the
   hooks whose writes queued it (relation-changed on the units that joined
   the writer, app-changed, and leader-settings-changed, where leader-set
