@@ -117,6 +117,9 @@ Juju semantics modelled (peer relation ``<rel>:0``):
 * A hook the charm has no file for is skipped (recorded in ``skipped``), as
   Juju does (worker/uniter/operation/runhook.go logs "skipped ... hook
   (missing)" and the operation commits); relation membership still moves on.
+* ``-relation-broken`` is never queued: it runs when a relation is removed,
+  and a peer relation lives as long as its application (state/relation.go;
+  a departing unit runs -departed for each peer, then stop and remove).
 * Every record names the hooks that caused it (``HookRecord.causes``): the
   hooks whose writes queued it (relation-changed on the units that joined
   the writer, app-changed, and leader-settings-changed, where leader-set
