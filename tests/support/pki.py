@@ -356,9 +356,9 @@ def make_csr(key, unit, names=None):
 
 
 def sign(ca, csr, days=90, not_before=None, public_key=None):
-    """PEM certificate for a CSR (PEM or object), as the example's leader issues.
-
-    Subject and SANs come from the CSR, with serverAuth+clientAuth. Tests
+    """PEM certificate for a CSR (PEM or object), server+client like the
+    example's leader issues, but with the subject and SANs copied from the
+    CSR (the example takes them from the unit name, never the CSR). Tests
     make bad certificates with ``public_key`` (a key other than the CSR's),
     ``not_before`` and ``days`` (expired or not yet valid).
     """

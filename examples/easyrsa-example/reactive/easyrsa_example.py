@@ -11,8 +11,10 @@ and ``signed certificate available``, and ``set_csr``, ``get_csr_map``,
 * The leader issues its own certificate with easy-rsa, never over the relation.
 * Followers make a key and a request with ``easyrsa gen-req`` and publish the
   request file as easy-rsa wrote it.
-* The leader imports and signs every request the layer lists and hands the
-  layer the certificate file as easy-rsa wrote it: a text dump, then the PEM.
+* The leader imports every request the layer lists and signs it in its
+  easy-rsa PKI, naming the unit the layer says the request is from (the
+  request's own subject and names are not used), and hands the layer the
+  certificate file as it is written there: a text dump, then the PEM.
 * Each unit writes key.pem, cert.pem and ca.pem into
   ``<tls-dir>/<unit name with / replaced by ->/``; its easy-rsa PKIs are in
   ``easy-rsa/`` there.
@@ -35,6 +37,30 @@ from charms.reactive import endpoint_from_name, hook, remove_state, when
 EASYRSA = '/usr/share/easy-rsa/easyrsa'
 # EC keys, because easy-rsa's default RSA keys take longer to make, in hooks.
 KEY_OPTIONS = ('--use-algo=ec', '--curve=prime256v1')
+# The extensions easy-rsa's sign-req gives a serverClient certificate.
+EXTENSIONS = ('COMMON', 'serverClient')
+CERT_DAYS = 825  # easy-rsa's default
+# `openssl ca` settings for signing in an easy-rsa CA PKI: its database,
+# random serial numbers as easy-rsa makes, and no field of the request's
+# subject kept (the subject is given with -subj).
+SIGNING_CONF = '''\
+[ ca ]
+default_ca = unit_ca
+
+[ unit_ca ]
+dir = $ENV::EASYRSA_PKI
+database = $dir/index.txt
+new_certs_dir = $dir/certs_by_serial
+certificate = $dir/ca.crt
+private_key = $dir/private/ca.key
+rand_serial = yes
+default_md = sha256
+unique_subject = no
+policy = unit_name
+
+[ unit_name ]
+commonName = supplied
+'''
 
 # Leader settings.
 CA_CERT = 'ca-cert'
@@ -225,27 +251,20 @@ def restore_ca(pki, cert, key):
 def issue_own_certificate(pki):
     """Leader: issue this unit's certificate from its CA and install it.
 
-    gen-req and sign-req rather than build-serverClient-full, which names the
+    gen-req and sign() rather than build-serverClient-full, which names the
     certificate after its file and so cannot put the unit name (with its /)
     in the subject.
     """
     unit = hookenv.local_unit()
     name = unique_name(unit)
     easyrsa(pki, '--req-cn={}'.format(unit), *KEY_OPTIONS, 'gen-req', name, 'nopass')
-    easyrsa(pki, '--subject-alt-name={}'.format(subject_alt_names(unit)),
-            'sign-req', 'serverClient', name)
-    install(pki / 'private' / '{}.key'.format(name),
-            (pki / 'issued' / '{}.crt'.format(name)).read_text(),
+    install(pki / 'private' / '{}.key'.format(name), sign(pki, unit, name),
             (pki / 'ca.crt').read_text())
     hookenv.status_set('active', 'leader, signing with easy-rsa')
 
 
 def sign_request(pki, unit, csr):
-    """Sign ``unit``'s request as a server+client certificate; return the file's text.
-
-    The text is what easy-rsa wrote, a dump of the certificate before its
-    PEM. The subject is the request's; the names are the leader's choice.
-    """
+    """Import ``unit``'s request and sign it; return the certificate file's text."""
     name = unique_name(unit)
     incoming = easyrsa_dir() / 'incoming'
     incoming.mkdir(exist_ok=True)
@@ -253,13 +272,42 @@ def sign_request(pki, unit, csr):
     request.write_text(csr)
     easyrsa(pki, 'import-req', str(request), name)
     request.unlink()
-    easyrsa(pki, '--subject-alt-name={}'.format(subject_alt_names(unit)),
-            'sign-req', 'serverClient', name)
-    return (pki / 'issued' / '{}.crt'.format(name)).read_text()
+    return sign(pki, unit, name)
+
+
+def sign(pki, unit, name):
+    """Sign the request ``name`` of the PKI as ``unit``'s server+client
+    certificate; return the certificate file's text.
+
+    ``unit`` is the name the layer pairs the request with: Juju's name of
+    the unit whose relation bag holds it. The subject (CN=<unit>) and the
+    SANs (subject_alt_names) come from it; of the request only the public
+    key is used. A unit can put any name in its request, and its peers would
+    trust a certificate naming another unit just as they trust that unit.
+
+    easy-rsa 3.1.0's sign-req keeps the request's subject, so this runs the
+    ``openssl ca`` that sign-req runs, with the same extensions, on the same
+    PKI and database, and with -subj. The file it writes is what sign-req
+    would have left: a dump of the certificate, then its PEM.
+    """
+    conf = pki / 'sign-as-unit.cnf'
+    conf.write_text(SIGNING_CONF)
+    extensions = pki / '{}.ext'.format(name)
+    extensions.write_text(''.join(
+        (Path(EASYRSA).parent / 'x509-types' / part).read_text() + '\n' for part in EXTENSIONS)
+        + 'subjectAltName = {}\n'.format(subject_alt_names(unit)))
+    issued = pki / 'issued' / '{}.crt'.format(name)
+    run(['openssl', 'ca', '-batch', '-utf8', '-config', str(conf), '-extfile', str(extensions),
+         '-days', str(CERT_DAYS), '-subj', '/CN={}'.format(unit.replace('/', '\\/')),
+         '-in', str(pki / 'reqs' / '{}.req'.format(name)), '-out', str(issued)],
+        cwd=pki, env=dict(os.environ, EASYRSA_PKI=str(pki)))
+    extensions.unlink()
+    return issued.read_text()
 
 
 def subject_alt_names(unit):
-    """The names a unit's certificate is valid for: <app>-<n> and localhost."""
+    """The names a unit's certificate is valid for, all from its name:
+    <app>-<n> (the unit name with / replaced by -), localhost and 127.0.0.1."""
     return 'DNS:{},DNS:localhost,IP:127.0.0.1'.format(unit.replace('/', '-'))
 
 
@@ -271,14 +319,19 @@ def easyrsa(pki, *args):
     It runs in the PKI's parent directory because easy-rsa also reads a
     ``vars`` file and its data files from the working directory.
     """
-    hookenv.log('easyrsa-example: easyrsa {}'.format(' '.join(args)))
-    env = dict(os.environ, EASYRSA_BATCH='1', EASYRSA_PKI=str(pki))
-    proc = subprocess.run([EASYRSA] + list(args), cwd=str(pki.parent), env=env,
+    run([EASYRSA] + list(args), cwd=pki.parent,
+        env=dict(os.environ, EASYRSA_BATCH='1', EASYRSA_PKI=str(pki)))
+
+
+def run(argv, cwd, env):
+    """Run a command without prompts; raise with its output on failure."""
+    hookenv.log('easyrsa-example: {}'.format(' '.join([Path(argv[0]).name] + argv[1:])))
+    proc = subprocess.run(argv, cwd=str(cwd), env=env,
                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, universal_newlines=True)
     if proc.returncode != 0:
-        raise RuntimeError('easyrsa {} exited {}:\n{}'.format(
-            ' '.join(args), proc.returncode, proc.stdout))
+        raise RuntimeError('{} exited {}:\n{}'.format(
+            ' '.join(argv), proc.returncode, proc.stdout))
 
 
 def unique_name(prefix):

@@ -6,7 +6,8 @@ certificates between the units. This charm layer does the cryptography:
 * every unit makes its own private key, which never leaves the unit, and
   publishes a CSR for it;
 * the leader keeps a small certificate authority (CA) and answers each CSR
-  with a certificate;
+  with a certificate for the unit the layer says it is from: the subject and
+  names come from that unit name, only the public key from the CSR;
 * every unit writes key.pem, cert.pem and ca.pem into its own directory,
   ``<tls-dir>/<unit name with / replaced by ->/``.
 
@@ -52,7 +53,7 @@ def sign_csrs(tls):
     give_ca(tls, ca_cert)
     for unit, csr_pem in tls.get_csr_map().items():
         try:
-            cert = issue_certificate(ca_key, ca_cert, csr_pem)
+            cert = issue_certificate(ca_key, ca_cert, unit, csr_pem)
         except ValueError as err:
             # A broken CSR must not fail every hook; it stays pending.
             hookenv.log('not signing the CSR of {}: {}'.format(unit, err),
@@ -162,10 +163,9 @@ def publish_csr(tls, rekey):
 
 
 def wanted_names():
-    """SANs naming this unit: <app>-<n>, localhost, loopback, private address."""
-    names = [x509.DNSName(hookenv.local_unit().replace('/', '-')),
-             x509.DNSName('localhost'),
-             x509.IPAddress(ipaddress.ip_address('127.0.0.1'))]
+    """SANs this unit asks for: unit_names() and its private address. The
+    leader grants unit_names() only (see issue_certificate)."""
+    names = unit_names(hookenv.local_unit())
     address = hookenv.unit_private_ip()
     if address:
         try:
@@ -230,14 +230,22 @@ def ensure_ca():
     return key, cert
 
 
-def issue_certificate(ca_key, ca_cert, csr_pem):
-    """A 90-day server+client certificate with the CSR's subject and SANs."""
+def issue_certificate(ca_key, ca_cert, unit, csr_pem):
+    """A server+client certificate for ``unit``, valid for certificate-hours.
+
+    ``unit`` is the name the layer pairs the CSR with: Juju's name of the
+    unit whose relation bag holds it. The subject (CN=<unit>) and the SANs
+    (unit_names) come from it; of the CSR only the public key is used. A
+    unit can put any name in its CSR, and its peers would trust a
+    certificate naming another unit just as they trust that unit.
+    """
     csr = x509.load_pem_x509_csr(csr_pem.encode())
     if not csr.is_signature_valid:
         raise ValueError('CSR signature does not verify')
     now = utcnow()
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, unit)])
     builder = (x509.CertificateBuilder()
-               .subject_name(csr.subject).issuer_name(ca_cert.subject)
+               .subject_name(subject).issuer_name(ca_cert.subject)
                .public_key(csr.public_key())
                .serial_number(x509.random_serial_number())
                .not_valid_before(now - CLOCK_SKEW)
@@ -249,11 +257,21 @@ def issue_certificate(ca_key, ca_cert, csr_pem):
                                                      ExtendedKeyUsageOID.CLIENT_AUTH]),
                               critical=False)
                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                   ca_key.public_key()), critical=False))
-    names = san_list(csr)
-    if names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+                   ca_key.public_key()), critical=False)
+               .add_extension(x509.SubjectAlternativeName(unit_names(unit)), critical=False))
     return builder.sign(ca_key, hashes.SHA256())
+
+
+def unit_names(unit):
+    """The SANs of ``unit``'s certificate, all from its name: <app>-<n>
+    (a unit name with / replaced by -), localhost and 127.0.0.1.
+
+    No address: the leader knows a peer's address only from that peer's
+    relation bag, which the peer itself can rewrite.
+    """
+    return [x509.DNSName(unit.replace('/', '-')),
+            x509.DNSName('localhost'),
+            x509.IPAddress(ipaddress.ip_address('127.0.0.1'))]
 
 
 # --- small helpers ----------------------------------------------------------
