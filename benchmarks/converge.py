@@ -286,6 +286,9 @@ CLAIMS = {
               'only when the hook changes its CSR or acknowledges a CA (after the probe)',
     'rule': 'the call-cost rule of Part 3 names every hook tool call the runs make, and the '
             'agent fetches a remote unit\'s settings at most once per read',
+    'round trips': 'the most round trips in one hook, a leader\'s or a follower\'s, do not grow '
+                   'with N: the agent fetches the settings of the unit a hook is about, and '
+                   'serves the other peers\' from its cache',
     'causes': 'every hook that caused a hook ran before it, so the replay of Part 3 runs '
               'every hook',
     'critical path': 'with every unit on its own machine (Part 3), a deployment takes as long '
@@ -612,6 +615,11 @@ def check_claims(runs, replays):
         _claim('follower', deploys[-1], [f"{deploys[-1].most_calls['follower']} calls in a "
                                          f"follower hook, {deploys[0].most_calls['follower']} "
                                          f'at N={deploys[0].n}'])
+    for role in ('follower', 'leader'):
+        if deploys and deploys[-1].most_trips[role] > deploys[0].most_trips[role]:
+            _claim('round trips', deploys[-1], [f'{deploys[-1].most_trips[role]} in a {role} '
+                                                f'hook, {deploys[0].most_trips[role]} at '
+                                                f'N={deploys[0].n}'])
     for c in replays:
         leaders = [r for r in c.run.records if r.unit == c.run.leader]
         _claim('critical path', c.run, [] if [step.record for step in c.path] == leaders else
@@ -1100,7 +1108,8 @@ def report(inp, inp_ops, wall, same, replays, tables):
         + ' and '.join(_ms(latency) for latency in OTHER_LATENCIES) + ' shows how much the '
         "latency matters). Serial: the same costs one after another. Busy: a unit's hooks' "
         "costs added up. No settings cache: every read of a remote unit's settings a round "
-        'trip.',
+        'trip. The in-process times are wall times on the machine that ran the benchmark, '
+        'shared with other work, so the seconds vary from run to run; the round trips do not.',
         marked('convergence', tables['convergence']),
         f'The critical paths ({_ms(CALL_LATENCY)} a round trip), unit by unit:\n\n'
         + critical_paths(replays),
