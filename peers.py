@@ -291,6 +291,8 @@ class TlsPeers(RelationBase):
                         f'{self.get_signed_cert_expiry()} and no renewal has come', hookenv.WARNING)
 
     def _update_states(self):
+        if _relation_refused():
+            return  # nothing is known here; the states stay as the last hook left them
         in_relation = self._relation_id() is not None
         self._toggle(CREATE_CSR, in_relation and not self._state()['csr'])
         self._toggle(SIGN_CSR, in_relation and _is_leader() and bool(self._pending()))
@@ -501,15 +503,10 @@ class TlsPeers(RelationBase):
 
     def _relation_id(self):
         """The relation's id, or None while this unit cannot use it: before
-        it exists, and in ``install`` and the storage-attached hooks that
-        Juju runs before it (worker/uniter/storage/resolver.go), where the
-        unit has not entered the relation yet: Juju 3 lists the peer
-        relation but refuses relation-get and relation-set on it, Juju 2
-        does not list it. A storage-attached hook after install loses
-        nothing: every hook reconciles. A hook of this relation has the id
-        in its environment, which saves a relation-ids call."""
-        hook = hookenv.hook_name()
-        if hook == 'install' or hook.endswith('-storage-attached'):
+        it exists, and where Juju may refuse it (_relation_refused). A hook
+        of this relation has the id in its environment, which saves a
+        relation-ids call."""
+        if _relation_refused():
             return None
         if hookenv.relation_type() == self.relation_name:
             return hookenv.relation_id()
@@ -601,6 +598,19 @@ def _peer_csr(rid, unit):
     except ValueError as error:
         _warn(unit, CSR_KEY, error)
         return None
+
+
+def _relation_refused():
+    """Whether this hook may run before the unit has entered the relation:
+    ``install``, and the storage-attached hooks Juju runs before it
+    (worker/uniter/storage/resolver.go), where Juju 3 lists the peer
+    relation but refuses relation-get and relation-set on it and Juju 2
+    does not list it. A storage-attached hook can also come later (juju
+    add-storage), when the unit could use the relation; it cannot tell
+    which, so it keeps off the relation and leaves the states alone: the
+    next hook reconciles."""
+    hook = hookenv.hook_name()
+    return hook == 'install' or hook.endswith('-storage-attached')
 
 
 def _live_in_goal_state():

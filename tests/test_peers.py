@@ -914,6 +914,21 @@ def test_install_leaves_relation_data_alone(make, hook):
     assert hook_failures(drv) == [] and issued_by(drv.ca, drv.cert(unit))
 
 
+def test_a_storage_hook_after_install_leaves_the_states_alone(make):
+    """A store added later (juju add-storage) runs its storage-attached hook
+    after install, and the layer cannot tell that hook from the one before
+    install: it keeps off the relation there too, and leaves every state as
+    it was, so a consumer's handlers keep running."""
+    drv = make(units=2, storage=True)
+    before = {unit: drv.flags(unit) for unit in drv.model.units}
+    assert before == {'drv/0': {CERT_AVAILABLE}, 'drv/1': {CERT_AVAILABLE}}
+    for unit in drv.model.units:
+        record = drv.run(unit, f'{STORAGE}-storage-attached')
+        assert record.ok and [a for a in record.argv if a[0] in RELATION_TOOLS] == []
+        assert drv.flags(unit) == before[unit]
+        assert drv.runs(unit, 'available', record)
+
+
 # -- upgrade from the original layer, and units of both side by side -------------------
 
 def original_deployment(make, units=3):

@@ -113,13 +113,15 @@ Juju semantics modelled (peer relation ``<rel>:0``):
   (worker/uniter/storage/resolver.go, ``nextOp``: while attachments are
   pending and the charm is not installed, the uniter waits for them), when
   the peer relation is no more usable than in ``install``: the unit has not
-  entered its scope (relation-created comes after install).
+  entered its scope (relation-created comes after install). ``queue`` can
+  run one later too (``juju add-storage``), when the relation is usable.
 * A hook the charm has no file for is skipped (recorded in ``skipped``), as
   Juju does (worker/uniter/operation/runhook.go logs "skipped ... hook
   (missing)" and the operation commits); relation membership still moves on.
-* ``-relation-broken`` is never queued: it runs when a relation is removed,
-  and a peer relation lives as long as its application (state/relation.go;
-  a departing unit runs -departed for each peer, then stop and remove).
+* ``-relation-broken`` is never queued: the relation resolver skips it for
+  a peer relation (worker/uniter/relation/resolver.go: "Since you cannot
+  depart peer relations"), so a departing unit runs -departed for each peer,
+  then stop and remove.
 * Every record names the hooks that caused it (``HookRecord.causes``): the
   hooks whose writes queued it (relation-changed on the units that joined
   the writer, app-changed, and leader-settings-changed, where leader-set
@@ -961,8 +963,9 @@ class Model:
                     if cached is not None)
         bags[unit.name] = dict(unit.bag)
         live = [u for u in self._units.values() if not u.gone]
-        install = (hook.name == 'install' or hook.name in self._storage_hooks()) \
-            and self._juju.peer_in_install
+        # Before relation-created the unit is not in the relation's scope.
+        install = (hook.name == 'install' or hook.name in self._storage_hooks()
+                   and not unit.created) and self._juju.peer_in_install
         return {
             'unit': unit.name,
             'relation': self.relation,
