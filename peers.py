@@ -12,18 +12,37 @@ write and which outlives any one leader. ``_hook_start`` takes this unit's
 certificate from there and sets the states before any handler runs; the
 charm's calls change local state only; ``_hook_end`` writes what changed.
 """
-import base64
-import binascii
-import calendar
 import hashlib
 import re
-import textwrap
 import time
 
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import RelationBase, scopes
 from charms.reactive.flags import clear_flag, is_flag_set, set_flag
 from charms.reactive.relations import Conversation
+
+try:  # in a charm, hooks/relations/tls/ is a package: relations.tls.peers
+    from .pem import (
+        CERT_LABEL,
+        CSR_LABEL,
+        _names,
+        _normalize,
+        _pem,
+        _pem_ders,
+        _public_key,
+        _validity,
+    )
+except ImportError:  # the module alone, as the tests import it
+    from pem import (
+        CERT_LABEL,
+        CSR_LABEL,
+        _names,
+        _normalize,
+        _pem,
+        _pem_ders,
+        _public_key,
+        _validity,
+    )
 
 INTERFACE = 'tls'
 
@@ -58,26 +77,6 @@ KV_STATE = 'interface-tls.{}'
 # cert-manager does), the unit holding it warns from WARN_AT on.
 RENEW_AT = 2 / 3
 WARN_AT = 0.9
-
-CSR_LABEL = 'CERTIFICATE REQUEST'
-CERT_LABEL = 'CERTIFICATE'
-MAX_PEM_CHARS = 64 * 1024  # far above any real chain; no peer makes units parse megabytes
-
-# PEM as RFC 7468 reads it: its line breaks, encapsulation boundaries and
-# the labels that mean a CSR or a certificate (the legacy ones of section 5.1
-# and 7, which keytool, certreq and older OpenSSL still write, included).
-_LINE_BREAK = re.compile(r'\r\n|\r|\n')
-_BOUNDARY = re.compile(r'-----(BEGIN|END) ([^\r\n]*?)-----')
-_LABELS = {'CERTIFICATE REQUEST': CSR_LABEL, 'NEW CERTIFICATE REQUEST': CSR_LABEL,
-           'CERTIFICATE': CERT_LABEL, 'X509 CERTIFICATE': CERT_LABEL,
-           'X.509 CERTIFICATE': CERT_LABEL}
-# Binary junk, never explanatory text: C0 controls but tab and line breaks.
-_CONTROL = re.compile(r'[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f]')
-_DER_SEQUENCE = 0x30
-_DER_INTEGER = 0x02
-_DER_EXPLICIT_0 = 0xA0
-_DER_UTC_TIME = 0x17
-_DER_GENERALIZED_TIME = 0x18
 
 _ANSWER_KEY = re.compile('(.+)({}|{})'.format(*(re.escape(key.format(''))
                                                 for key in (CERT_KEY, CSR_DIGEST_KEY))))
@@ -696,164 +695,3 @@ def _digest(csr_pem):
     """SHA-256 of a CSR's DER: immune to PEM line breaks and trailing
     newlines, so re-encoding a CSR is not a re-key."""
     return hashlib.sha256(_pem_ders(csr_pem, CSR_LABEL)[0]).hexdigest()
-
-
-# PEM and DER ----------------------------------------------------------------
-
-def _normalize(text, label, many=False):
-    """Validate ``text`` as PEM of ``label`` blocks and return it in one
-    canonical form (64-column base64, one trailing newline)."""
-    return _pem(label, _pem_ders(text, label, many))
-
-
-def _pem(label, ders):
-    return ''.join('-----BEGIN {0}-----\n{1}\n-----END {0}-----\n'.format(
-        label, '\n'.join(textwrap.wrap(base64.b64encode(der).decode('ascii'), 64))) for der in ders)
-
-
-def _pem_ders(text, label, many=False):
-    """The DER of each ``label`` block in ``text``; ValueError says what is
-    wrong.
-
-    Read as RFC 7468 says, since tools write it so (README, "What PEM the
-    layer takes"): text around blocks is explanation (easy-rsa's dumps,
-    pkcs12's Bag Attributes), CRLF ends lines, legacy labels count. Refused:
-    private keys anywhere; a block of another kind (guessing which was meant
-    is how a wrong certificate gets in); unpaired boundaries; bad DER."""
-    if not isinstance(text, str):
-        raise ValueError(f'expected PEM text, got {type(text).__name__}')
-    if len(text) > MAX_PEM_CHARS:
-        raise ValueError(f'{len(text)} characters, more than the {MAX_PEM_CHARS} allowed')
-    if 'PRIVATE KEY' in text:
-        raise ValueError('it contains a private key, which must never leave its unit')
-    if _CONTROL.search(text):
-        raise ValueError('it contains control characters')
-    blocks = _pem_blocks(text)
-    if not blocks:
-        raise ValueError(f'no PEM {label} block')
-    if len(blocks) > 1 and not many:
-        raise ValueError(f'{len(blocks)} PEM blocks where exactly one {label} is expected')
-    ders = []
-    for found, body in blocks:
-        if _LABELS.get(found) != label:
-            raise ValueError(f'a PEM {found} block where {label} is expected')
-        try:
-            der = base64.b64decode(''.join(body.split()), validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError(f'the {label} block is not valid base64') from None
-        _signed_fields(der, label)
-        if label == CERT_LABEL:
-            _validity(der)
-        ders.append(der)
-    return ders
-
-
-def _pem_blocks(text):
-    """(label, base64 body) of each PEM block in ``text``, skipping the
-    text around them. A boundary must be a line of its own; one anywhere
-    else, or left open, means the text is not PEM, not that it explains."""
-    blocks, label, body = [], None, []
-    for number, line in enumerate(_LINE_BREAK.split(text), 1):
-        boundary = _BOUNDARY.fullmatch(line.strip(' \t'))
-        if boundary is None:
-            if '-----BEGIN' in line or '-----END' in line:
-                raise ValueError(f'line {number}: a PEM boundary that is not a line of its own')
-            if label is not None:
-                body.append(line)
-        elif label is None and boundary.group(1) == 'BEGIN':
-            label, body = boundary.group(2), []
-        elif label is not None and boundary.groups() == ('END', label):
-            blocks.append((label, ''.join(body)))
-            label = None
-        else:
-            raise ValueError(f'line {number}: -----{boundary.group(1)} {boundary.group(2)}----- '
-                             f'does not pair up with the line before it')
-    if label is not None:
-        raise ValueError(f'the PEM {label} block has no END line')
-    return blocks
-
-
-def _public_key(der, label):
-    """The DER SubjectPublicKeyInfo of a CSR or certificate: what binds a
-    certificate to its CSR."""
-    _, head, _, tail = _signed_fields(der, label)[-1]
-    return der[head:tail]
-
-
-def _validity(der):
-    """(notBefore, notAfter) of a DER certificate, in POSIX seconds."""
-    _, _, start, end = _signed_fields(der, CERT_LABEL)[3]
-    times = _der_children(der, start, end)
-    if len(times) != 2:
-        raise ValueError('the certificate has no validity period')
-    return tuple(_der_time(der, element) for element in times)
-
-
-def _names(der):
-    """The DER issuer and subject of a DER certificate."""
-    fields = _signed_fields(der, CERT_LABEL)
-    return tuple(der[head:tail] for _, head, _, tail in (fields[2], fields[4]))
-
-
-def _signed_fields(der, label):
-    """(tag, element start, value start, value end) of the fields of the
-    signed part of a CSR or certificate, up to its public key. Walking just
-    enough ASN.1 to find them checks the structure (a truncated or foreign
-    blob fails here)."""
-    kind = 'certificate request' if label == CSR_LABEL else 'certificate'
-    tag, start, end = _der_element(der, 0, len(der))
-    outer = _der_children(der, start, end) if tag == _DER_SEQUENCE and end == len(der) else []
-    if len(outer) != 3 or outer[0][0] != _DER_SEQUENCE:
-        raise ValueError(f'the DER is not a {kind}')
-    fields = _der_children(der, outer[0][2], outer[0][3])
-    if label == CSR_LABEL:
-        expected = [_DER_INTEGER, _DER_SEQUENCE, _DER_SEQUENCE]
-    else:
-        if fields and fields[0][0] == _DER_EXPLICIT_0:
-            fields = fields[1:]
-        # serial, signature algorithm, issuer, validity, subject, key
-        expected = [_DER_INTEGER] + [_DER_SEQUENCE] * 5
-    if [field[0] for field in fields[:len(expected)]] != expected:
-        raise ValueError(f'the DER is not a {kind}')
-    return fields[:len(expected)]
-
-
-def _der_time(der, element):
-    """A DER UTCTime or GeneralizedTime in POSIX seconds; RFC 5280 allows
-    only the forms that end in Z, to the second."""
-    tag, _, start, end = element
-    text = der[start:end].decode('ascii', 'replace')
-    if tag == _DER_UTC_TIME and len(text) == 13:
-        text = ('19' if text[:2] >= '50' else '20') + text
-    elif tag != _DER_GENERALIZED_TIME or len(text) != 15:
-        raise ValueError('the certificate validity is not a time in UTC')
-    try:
-        return calendar.timegm(time.strptime(text, '%Y%m%d%H%M%SZ'))
-    except ValueError:
-        raise ValueError('the certificate validity is not a time in UTC') from None
-
-
-def _der_children(der, start, end):
-    """(tag, element start, value start, value end) of each DER element in the range."""
-    children = []
-    while start < end:
-        tag, value_start, value_end = _der_element(der, start, end)
-        children.append((tag, start, value_start, value_end))
-        start = value_end
-    return children
-
-
-def _der_element(der, start, end):
-    if start + 2 > end:
-        raise ValueError('truncated DER')
-    tag, length = der[start], der[start + 1]
-    start += 2
-    if length & 0x80:
-        size = length & 0x7F
-        if not 1 <= size <= 4 or start + size > end:
-            raise ValueError('bad DER length')
-        length = int.from_bytes(der[start:start + size], 'big')
-        start += size
-    if start + length > end:
-        raise ValueError('truncated DER')
-    return tag, start, start + length

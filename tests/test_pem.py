@@ -15,6 +15,7 @@ from support import pki
 from test_hostile import MALFORMED, ODD_BUT_VALID, Material, armor, der
 
 import peers
+import pem
 
 CSR = peers.CSR_LABEL
 CERT = peers.CERT_LABEL
@@ -84,7 +85,7 @@ def test_one_csr_only(material):
 
 def test_the_size_cap_counts_explanatory_text(material):
     good = material[CSR].good
-    padded = good + 'x' * (peers.MAX_PEM_CHARS - len(good))
+    padded = good + 'x' * (pem.MAX_PEM_CHARS - len(good))
     assert peers._normalize(padded, CSR) == good
     with pytest.raises(ValueError, match='more than the'):
         peers._normalize(padded + 'x', CSR)

@@ -56,6 +56,7 @@ HOOKS = ('install', 'config-changed', 'start', 'update-status', 'leader-elected'
          'leader-settings-changed', 'upgrade-charm', 'stop')
 RELATION_HOOKS = ('created', 'joined', 'changed', 'departed')
 CHARM_FILES = SUPPORT / 'driver_charm'  # its handlers and hook, as files the linter sees
+LAYER_MODULES = ('peers.py', 'pem.py')  # what charm-build copies into hooks/relations/tls/
 
 
 #: The store the driver charm declares with ``storage=True``: Juju runs its
@@ -66,7 +67,7 @@ STORAGE = 'data'
 def build_charm(root, relation='tls', app='drv', storage=False):
     """Assemble the driver charm under ``root`` (named for ``app`` and
     ``relation``, with the store :data:`STORAGE` if ``storage``) from
-    driver_charm/, this checkout's peers.py and support/pki.py; return its
+    driver_charm/, this checkout's LAYER_MODULES and support/pki.py; return its
     directory."""
     charm = Path(root) / f'{app}-{relation}'
     (charm / 'hooks' / 'relations' / 'tls').mkdir(parents=True)
@@ -89,7 +90,8 @@ def build_charm(root, relation='tls', app='drv', storage=False):
         shutil.copy(str(CHARM_FILES / 'hooks' / 'hook'), str(charm / 'hooks' / name))
     (charm / 'hooks' / 'relations' / '__init__.py').write_text('')
     (charm / 'hooks' / 'relations' / 'tls' / '__init__.py').write_text('')
-    shutil.copy(str(REPO / 'peers.py'), str(charm / 'hooks' / 'relations' / 'tls' / 'peers.py'))
+    for module in LAYER_MODULES:
+        shutil.copy(str(REPO / module), str(charm / 'hooks' / 'relations' / 'tls' / module))
     shutil.copy(str(SUPPORT / 'pki.py'), str(charm / 'lib' / 'pki.py'))
     shutil.copy(str(CHARM_FILES / 'reactive' / 'driver.py'), str(charm / 'reactive' / 'driver.py'))
     return str(charm)
@@ -145,8 +147,9 @@ class Driver:
         shutil.copy(str(SUPPORT / 'original_peers.py'), str(self._peers_module(unit)))
 
     def upgrade(self, unit):
-        """Put this layer's peers.py back on ``unit`` and queue upgrade-charm."""
-        shutil.copy(str(REPO / 'peers.py'), str(self._peers_module(unit)))
+        """Put this layer's modules back on ``unit`` and queue upgrade-charm."""
+        for module in LAYER_MODULES:
+            shutil.copy(str(REPO / module), str(self._peers_module(unit).with_name(module)))
         self.model.queue(unit, 'upgrade-charm')
 
     def _peers_module(self, unit):
