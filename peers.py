@@ -87,10 +87,6 @@ _ANSWER_KEY = re.compile('(.+)({}|{})'.format(*(re.escape(key.format(''))
 # them, as Juju loses its relation writes.
 _unpublished = {}
 _requested_ca = {}
-# The CA this unit trusted answers to be issued under when the hook began,
-# {relation name: CA or None}: what the leader goes on issuing under when an
-# operator's write left no valid ``ca`` in the application bag.
-_issuing_at_start = {}
 
 
 class TlsPeers(RelationBase):
@@ -197,7 +193,7 @@ class TlsPeers(RelationBase):
         if self._relation_id() is not None:
             self._adopt_published_csr()
             self._warn_about_answers_in_the_remote_bag()
-            self._take_ca()
+            self._take_ca(warn=True)
             self._take_certificate()
             self._warn_if_expiring()
         self._update_states()
@@ -227,17 +223,17 @@ class TlsPeers(RelationBase):
                 _warn(remote, key, 'certificates are taken only from the application bag, '
                       'which only the leader writes')
 
-    def _take_ca(self):
-        """Trust every CA the application bag holds (on the leader, every CA
-        it will hold when this hook ends)."""
-        if _is_leader():
-            cas = self._ca_plan()
-        else:
-            cas = {key: _valid_ca(self._published().get(key), key) for key in CA_KEYS}
+    def _take_ca(self, warn=False):
+        """Trust every CA of _cas(). A change of trust raises ``signed
+        certificate available`` anew while this unit holds a certificate: a
+        charm that cleared it must still write its new ca.pem."""
+        cas = self._cas(warn)
         bundle = _pem(CERT_LABEL, list(dict.fromkeys(der for key in CA_KEYS if cas[key]
                                                      for der in _pem_ders(cas[key], CERT_LABEL, True))))
-        if bundle:
+        if bundle and bundle != unitdata.kv().get(KV_CA):
             _store_ca(bundle)
+            if self.get_signed_cert():
+                self._raise_available()
 
     def _take_certificate(self):
         """Deliver this unit's certificate from the application bag if it
@@ -277,6 +273,9 @@ class TlsPeers(RelationBase):
         unitdata.kv().set(KV_SERVER_CERT, pem)
         unitdata.kv().set(KV_SERVER_CERT_EXPIRY, _iso(_expiry(pem)))
         hookenv.log(f'interface-tls: certificate for {me} delivered', hookenv.INFO)
+        self._raise_available()
+
+    def _raise_available(self):
         self._toggle(CERT_AVAILABLE, False)
         self._toggle(CERT_AVAILABLE, True)
 
@@ -317,7 +316,7 @@ class TlsPeers(RelationBase):
         """The CSRs (``{unit: csr}``) with no answer that still holds: made
         in this hook, or published for the same CSR, with the CSR's key,
         under the CA this leader publishes."""
-        if self._ca_plan()[CA_NEXT_KEY]:
+        if self._cas()[CA_NEXT_KEY]:
             return {}  # nothing is issued while a unit may not trust the CA it would be issued under
         made = {unit: digest for unit, (_, digest) in _unpublished.get(self.relation_name, {}).items()}
         new_ca = self._ca_changes()
@@ -371,50 +370,49 @@ class TlsPeers(RelationBase):
     def _ca_changes(self):
         """Whether answers are issued under another CA when this hook ends,
         so that none published holds."""
-        planned = self._ca_plan()[CA_KEY]
-        return bool(planned and planned != self._current_ca())
+        planned = self._cas()[CA_KEY]
+        return bool(planned and planned != self._cas_at_start()[CA_KEY])
 
-    def _current_ca(self):
-        """The CA answers are issued under now: the published one, or if
-        the application bag holds no valid one, _issuing_ca_at_start()."""
-        return self._published_cas()[CA_KEY] or self._issuing_ca_at_start()
-
-    def _issuing_ca_at_start(self):
-        """The CA this unit trusted answers to be issued under when the hook
-        began (the first of its bundle, see _take_ca), or None. An operator
-        may overwrite or delete ``ca`` in the application bag; the leader
-        then publishes this one again instead of taking its charm's next CA
-        for a first one, which would skip the rotation that keeps every unit
-        trusting every other."""
-        if self.relation_name not in _issuing_at_start:
-            bundle = unitdata.kv().get(KV_CA)
-            _issuing_at_start[self.relation_name] = bundle and _pem(
-                CERT_LABEL, _pem_ders(bundle, CERT_LABEL, True)[:1])
-        return _issuing_at_start[self.relation_name]
-
-    def _ca_plan(self):
-        """``{CA key: CA or None}`` as this leader publishes them when the
-        hook ends, from what the application bag holds and this hook's
-        set_ca(): the rotation's steps (README, "CA rotation")."""
-        plan = dict(self._published_cas(), **{CA_KEY: self._current_ca()})
+    def _cas(self, warn=False):
+        """The CA roles, ``{CA key: CA or None}``, as they stand when this
+        hook ends: the issuing CA (``ca``), the one being rotated to
+        (``ca_next``), the one a rotation replaced (``ca_previous``). On a
+        follower, those of the application bag (_cas_at_start); on the
+        leader, what it publishes, from those and this hook's set_ca(): the
+        rotation's steps (README, "CA rotation")."""
+        plan = self._cas_at_start(warn)
+        if not _is_leader():
+            return plan
         requested, emergency = _requested_ca.get(self.relation_name, (None, False))
         if requested and (emergency or not plan[CA_KEY]):
             plan = {CA_KEY: requested, CA_NEXT_KEY: None, CA_PREVIOUS_KEY: None}
         elif requested:
             plan[CA_NEXT_KEY] = None if requested == plan[CA_KEY] else requested
-        if plan[CA_NEXT_KEY] and self._trusted_everywhere(plan[CA_NEXT_KEY]):
+        if plan[CA_NEXT_KEY] and self._trusted_everywhere(_transition(plan)):
             plan = {CA_KEY: plan[CA_NEXT_KEY], CA_NEXT_KEY: None, CA_PREVIOUS_KEY: plan[CA_KEY]}
         if plan[CA_PREVIOUS_KEY] and _ca_expiry(plan[CA_PREVIOUS_KEY]) <= time.time():
             plan[CA_PREVIOUS_KEY] = None
         return plan
 
-    def _trusted_everywhere(self, ca):
-        """Whether every peer acknowledges ``ca`` (took it into its trust,
-        and said so in its bag): each in relation-list, and goal-state,
-        asked only then, lists no live unit this leader has yet to meet (a
-        new leader may lead before its -relation-joined hooks have run)."""
+    def _cas_at_start(self, warn=False):
+        """The CA roles the application bag holds; for a key that holds junk
+        (or ``ca`` deleted) the CA this unit recorded for it when its last
+        hook ended (``state['cas']``, see _publish): an operator's write
+        changes no unit's trust, and a leader republishes its record."""
+        published, recorded, cas = self._published(), self._state()['cas'], {}
+        for key in CA_KEYS:
+            cas[key] = _valid_ca(published.get(key), key if warn else None)
+            if not cas[key] and (published.get(key) or key == CA_KEY):
+                cas[key] = recorded.get(key)
+        return cas
+
+    def _trusted_everywhere(self, transition):
+        """Whether every peer acknowledges ``transition`` (took its CAs into
+        its trust, and said so in its bag): each in relation-list, and
+        goal-state, asked only then, lists no live unit this leader has yet
+        to meet (a new leader may lead before its -relation-joined hooks)."""
         peers = hookenv.related_units(self._relation_id())
-        if any(self._unit_bag(unit).get(CA_ACK_KEY) != _ca_digest(ca) for unit in peers):
+        if any(self._unit_bag(unit).get(CA_ACK_KEY) != transition for unit in peers):
             return False
         return _live_in_goal_state() <= set(peers) | {hookenv.local_unit()}
 
@@ -423,9 +421,9 @@ class TlsPeers(RelationBase):
         which it never gave itself, has most likely lost the previous
         leader's CA key (charmed-kubernetes/bundle#564): say so, naming
         both. The rotation keeps the units talking meanwhile."""
-        published, state = self._published_cas(), self._state()
+        published, state = self._cas_at_start(), self._state()
         if (published[CA_KEY] and pem not in (published[CA_KEY], published[CA_NEXT_KEY])
-                and state['ca_given'] != _ca_digest(published[CA_KEY])):
+                and state['ca_given'] not in (_ca_digest(published[CA_KEY]), _ca_digest(pem))):
             hookenv.log(f'interface-tls: the CA this leader gives (SHA-256 {_ca_digest(pem)}) is not the '
                         f'published one (SHA-256 {_ca_digest(published[CA_KEY])}), which this unit never '
                         'gave: was the previous CA lost? Rotating to it; units trust both meanwhile',
@@ -449,7 +447,7 @@ class TlsPeers(RelationBase):
         """Write the application bag's changes: the CA, this hook's answers,
         and removals (earlier answers once the CA changes, units gone)."""
         published = self._published()
-        wanted = {key: ca for key, ca in self._ca_plan().items() if ca}
+        wanted = {key: ca for key, ca in self._cas().items() if ca}
         if not self._ca_changes():
             live = self._live_units(published)
             wanted.update((key, value) for key, value in published.items() if _answer_unit(key) in live)
@@ -475,24 +473,29 @@ class TlsPeers(RelationBase):
     # When the hook ends ------------------------------------------------------
 
     def _publish(self):
-        """Write this unit's CSR if it is not yet in its bag, and on the
-        leader the application bag's changes; one relation-set each, or
-        none."""
+        """Record the CA roles (_cas_at_start); write this unit's CSR if it
+        is not yet in its bag, and on the leader the application bag's
+        changes; one relation-set each, or none."""
         if self._relation_id() is None:
             return
-        state = self._state()
+        state, cas, bag = self._state(), self._cas(), self._unit_bag()
+        if cas != state['cas']:
+            self._save(dict(state, cas=cas))
         changes = {}
-        if state['csr'] and state['csr'] != self._unit_bag().get(CSR_KEY):
+        if state['csr'] and state['csr'] != bag.get(CSR_KEY):
             changes[CSR_KEY] = state['csr']  # new, or overwritten by an operator
         # _take_ca trusts the next CA: say so, so that a leader (this one too,
-        # should leadership move) knows when every unit does.
-        incoming = (self._ca_plan() if _is_leader() else self._published_cas())[CA_NEXT_KEY]
-        if incoming and self._unit_bag().get(CA_ACK_KEY) != _ca_digest(incoming):
-            changes[CA_ACK_KEY] = _ca_digest(incoming)
+        # should leadership move) knows when every unit does; withdraw an
+        # acknowledgement once this unit no longer trusts the CA it names.
+        ack = _transition(cas) or bag.get(CA_ACK_KEY)
+        if ack and ack.rpartition(':')[2] not in {_ca_digest(ca) for ca in cas.values() if ca}:
+            ack = None
+        if ack != bag.get(CA_ACK_KEY):
+            changes[CA_ACK_KEY] = ack
         if hookenv.hook_name() == 'upgrade-charm':
             # The original layer's leader answered in its own bag, where
             # every follower now warns about the answers it finds.
-            changes.update((key, None) for key in self._unit_bag() if _answer_unit(key) or key == CA_KEY)
+            changes.update((key, None) for key in bag if _answer_unit(key) or key == CA_KEY)
         if changes:
             hookenv.relation_set(self._relation_id(), changes)
         if _is_leader():
@@ -517,9 +520,6 @@ class TlsPeers(RelationBase):
         rid = self._relation_id()
         return rid and hookenv.relation_get(rid=rid, app=hookenv.application_name()) or {}
 
-    def _published_cas(self):
-        return {key: _valid_ca(self._published().get(key)) for key in CA_KEYS}
-
     def _unit_bag(self, unit=None):
         rid = self._relation_id()
         return rid and hookenv.relation_get(rid=rid, unit=unit or hookenv.local_unit()) or {}
@@ -528,9 +528,10 @@ class TlsPeers(RelationBase):
         """This unit's bookkeeping: the ``csr`` the charm gave, the digest of
         the ``previous`` one (to tell a lagging answer from a wrong one), and
         on the leader the notAfter of renewals that did not move it on, by
-        unit (``stalled``), and the digest of the CA its charm last gave
-        (``ca_given``)."""
-        state = {'csr': None, 'previous': None, 'stalled': {}, 'ca_given': None}
+        unit (``stalled``), the digest of the CA its charm last gave
+        (``ca_given``), and the CA roles as it last saw or published them
+        (``cas``, see _cas_at_start)."""
+        state = {'csr': None, 'previous': None, 'stalled': {}, 'ca_given': None, 'cas': {}}
         state.update(unitdata.kv().get(KV_STATE.format(self.relation_name), {}))
         return state
 
@@ -641,6 +642,13 @@ def _checked_cert(certificate, csr):
     if _public_key(ders[0], CERT_LABEL) != _public_key(_pem_ders(csr, CSR_LABEL)[0], CSR_LABEL):
         raise ValueError("its public key is not the one in the CSR it answers")
     return _pem(CERT_LABEL, ders)
+
+
+def _transition(cas):
+    """What a unit acknowledges a rotation with (``ca_ack``): the SHA-256 of
+    the issuing CA and of the next, so that it means nothing for another."""
+    if cas[CA_KEY] and cas[CA_NEXT_KEY]:
+        return f'{_ca_digest(cas[CA_KEY])}:{_ca_digest(cas[CA_NEXT_KEY])}'
 
 
 def _store_ca(pem):

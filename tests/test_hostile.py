@@ -400,3 +400,49 @@ def test_junk_over_the_published_ca_is_repaired_and_nothing_is_reissued(make):
     assert drv.model.app_bag() == app
     assert {unit: drv.cert(unit) for unit in drv.model.units} == certs
     assert not [r for r in drv.records(LEADER, since) if SIGN_CSR in r.flags]
+
+
+def test_junk_over_the_issuing_ca_changes_no_units_trust_whoever_leads(make):
+    """After a rotation ``ca_previous`` stays. Junk over ``ca``: a follower
+    keeps trusting the CA it recorded for ``ca`` (not the other one left
+    valid), and when it comes to lead it publishes that CA again, which
+    every certificate held was issued under: nothing is re-issued."""
+    drv = make(units=3)
+    old = drv.ca
+    drv.use_ca(pki.make_ca('new CA'))
+    drv.run(LEADER, 'update-status')
+    drv.settle()
+    app, units = drv.model.app_bag(), drv.model.units
+    assert app[peers.CA_PREVIOUS_KEY] == old.pem
+    certs, trust = {u: drv.cert(u) for u in units}, {u: drv.model.kv(u)[peers.KV_CA] for u in units}
+    since = len(drv.model.history)
+    poke_app(drv, {peers.CA_KEY: 'junk, not a CA'})
+    assert warned(drv.records(FOLLOWER, since), APP_BAG, peers.CA_KEY)
+    assert drv.model.kv(FOLLOWER)[peers.KV_CA] == trust[FOLLOWER]
+    drv.model.move_leader(FOLLOWER)
+    drv.settle()
+    assert all(record.ok for record in drv.records(since=since))
+    assert drv.model.app_bag() == app
+    assert {u: drv.cert(u) for u in units} == certs
+    assert {u: drv.model.kv(u)[peers.KV_CA] for u in units} == trust
+    assert not [r for r in drv.records(since=since) if SIGN_CSR in r.flags]
+
+
+def test_junk_over_a_ca_of_two_certificates_reissues_nothing(make):
+    """The leader's record of the issuing CA is the whole bundle its charm
+    gave, not the first certificate of it."""
+    drv = make(units=3)
+    new = pki.make_ca('new CA')
+    drv.use_ca(pki.CA(new.key, new.cert, new.pem + pki.make_ca('root CA').pem))
+    drv.run(LEADER, 'update-status')
+    drv.settle()
+    app, certs = drv.model.app_bag(), {unit: drv.cert(unit) for unit in drv.model.units}
+    assert app[peers.CA_KEY] == drv.ca.pem
+    since = len(drv.model.history)
+    poke_app(drv, {peers.CA_KEY: 'junk, not a CA'})
+    drv.model.queue(LEADER, 'update-status')
+    drv.settle()
+    assert all(record.ok for record in drv.records(since=since))
+    assert drv.model.app_bag() == app
+    assert {unit: drv.cert(unit) for unit in drv.model.units} == certs
+    assert not [r for r in drv.records(since=since) if SIGN_CSR in r.flags]

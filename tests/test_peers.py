@@ -12,7 +12,7 @@ from cryptography import x509
 from support import pki
 from support.driver import STORAGE
 from support.jujusim.model import JUJU_KEYS
-from support.pki import ca_digest, csr_digest, public_key
+from support.pki import ca_ack, ca_digest, csr_digest, public_key
 
 import peers
 from peers import (
@@ -162,7 +162,7 @@ def test_a_new_ca_is_trusted_everywhere_before_anything_is_issued_under_it(make)
     for unit in ('drv/1', 'drv/2'):
         drv.run(unit, 'tls-relation-changed', remote='drv/0')
         assert drv.call(unit, 'get_ca') == old.pem + new.pem
-        assert drv.model.bag(unit)[peers.CA_ACK_KEY] == ca_digest(new.pem)
+        assert drv.model.bag(unit)[peers.CA_ACK_KEY] == ca_ack(old.pem, new.pem)
         assert drv.call('drv/0', 'get_csr_map') == {} or unit == 'drv/2'
     assert sorted(drv.call('drv/0', 'get_csr_map')) == ['drv/0', 'drv/1', 'drv/2']
     app = drv.model.app_bag()
@@ -214,7 +214,7 @@ def test_a_unit_that_joins_mid_rotation_trusts_both_and_is_waited_for(make):
     drv.add_unit()
     drv.run_queued('drv/2')
     assert drv.call('drv/2', 'get_ca') == old.pem + new.pem
-    assert drv.model.bag('drv/2')[peers.CA_ACK_KEY] == ca_digest(new.pem)
+    assert drv.model.bag('drv/2')[peers.CA_ACK_KEY] == ca_ack(old.pem, new.pem)
     drv.settle()
     assert sorted(drv.call('drv/0', 'get_csr_map')) == ['drv/0', 'drv/1', 'drv/2']
     assert drv.model.app_bag()[peers.CA_PREVIOUS_KEY] == old.pem
@@ -275,6 +275,61 @@ def test_a_routine_rotation_is_no_lost_ca(make):
     drv.use_ca(pki.make_ca('new CA'))
     drv.run('drv/0', 'update-status')
     assert not warnings(drv.settle())
+
+
+def test_set_ca_twice_in_a_hook_with_the_same_new_ca_is_no_lost_ca(make):
+    drv = make(units=2)
+    drv.control('drv/0', sign=False)
+    new = pki.make_ca('new CA')
+    record = drv.run('drv/0', 'update-status', calls=[('set_ca', [new.pem]), ('set_ca', [new.pem])])
+    assert record.ok and [r.get('error') for r in drv.results(record)] == [None, None]
+    assert not warnings([record])
+    assert drv.model.app_bag()[peers.CA_NEXT_KEY] == new.pem
+
+
+def test_an_acknowledgement_of_an_abandoned_rotation_does_not_count(make):
+    """A to B, one unit acknowledges; back to A, that unit drops B and
+    withdraws its acknowledgement; B again: nothing is issued under B
+    until that unit trusts B again."""
+    drv = make(units=3)
+    drv.control('drv/0', sign=False)
+    a, b = drv.ca, pki.make_ca('B')
+    drv.call('drv/0', 'set_ca', b.pem)
+    drv.run('drv/1', 'update-status')
+    assert peers.CA_ACK_KEY in drv.model.bag('drv/1')
+    drv.call('drv/0', 'set_ca', a.pem)
+    drv.run('drv/1', 'update-status')
+    assert drv.call('drv/1', 'get_ca') == a.pem
+    drv.call('drv/0', 'set_ca', b.pem)
+    drv.run('drv/2', 'update-status')
+    drv.run('drv/0', 'update-status')
+    app = drv.model.app_bag()
+    assert (app[peers.CA_KEY], app.get(peers.CA_NEXT_KEY)) == (a.pem, b.pem)
+    drv.settle()
+    assert drv.model.app_bag()[peers.CA_KEY] == b.pem
+    assert all(b.pem in drv.call(unit, 'get_ca') for unit in drv.model.units)
+
+
+def test_an_acknowledgement_names_the_rotation_it_acknowledges(make):
+    """A to B, then an emergency C, then a routine rotation back to B: the
+    acknowledgements of A to B mean nothing for C to B."""
+    drv = make(units=3)
+    b, c = pki.make_ca('B'), pki.make_ca('C')
+    drv.use_ca(b)
+    drv.run('drv/0', 'update-status')
+    drv.settle()
+    assert peers.CA_ACK_KEY in drv.model.bag('drv/1')
+    drv.control('drv/0', sign=False)  # its handlers would give C routinely
+    drv.call('drv/0', 'set_ca', c.pem, True)
+    drv.settle()
+    assert [drv.call(unit, 'get_ca') for unit in drv.model.units] == [c.pem] * 3
+    drv.control('drv/0', sign=True)
+    drv.call('drv/0', 'set_ca', b.pem)
+    app = drv.model.app_bag()
+    assert (app[peers.CA_KEY], app.get(peers.CA_NEXT_KEY)) == (c.pem, b.pem)
+    drv.settle()
+    for unit in drv.model.units:
+        assert issued_by(b, drv.cert(unit)) and drv.call(unit, 'get_ca') == b.pem + c.pem
 
 
 
@@ -398,8 +453,9 @@ def test_available_handler_runs_again_in_the_hook_where_the_leader_signs_itself(
     drv.use_ca(other)
     record = drv.run('drv/0', 'update-status')
     runs = drv.runs('drv/0', 'available', record)
-    assert len(runs) == 2
-    assert not issued_by(other, runs[0]['cert']) and issued_by(other, runs[1]['cert'])
+    # Also raised anew when set_ca() changes the CAs the unit trusts
+    # (test_a_change_of_trust_reaches_a_charm_that_cleared_available).
+    assert not issued_by(other, runs[0]['cert']) and issued_by(other, runs[-1]['cert'])
 
 
 # -- get_csr_map ----------------------------------------------------------------
@@ -873,6 +929,26 @@ def test_a_removed_available_state_stays_removed_until_the_next_certificate(make
     drv.settle()
     assert [run['cert'] for run in drv.runs('drv/1', 'available')][-1] == renewed
     assert len(drv.runs('drv/1', 'available')) == 2 and drv.flags('drv/1') == set()
+
+
+def test_a_change_of_trust_reaches_a_charm_that_cleared_available(make):
+    """A consumer that removes ``signed certificate available`` once it has
+    written its files sees it raised again when the CAs it must trust
+    change (phase 1 of a rotation), not only with its next certificate."""
+    drv = make(units=3)
+    drv.control('drv/1', clear=True)
+    drv.run('drv/1', 'update-status')
+    assert drv.flags('drv/1') == set()
+    old, new = drv.ca, pki.make_ca('new CA')
+    drv.use_ca(new)
+    drv.run('drv/0', 'update-status')
+    handled = len(drv.runs('drv/1', 'available'))
+    drv.run('drv/1', 'update-status')
+    assert [run['ca'] for run in drv.runs('drv/1', 'available')[handled:]] == [old.pem + new.pem]
+    assert drv.flags('drv/1') == set()
+    drv.settle()
+    last = drv.runs('drv/1', 'available')[-1]
+    assert issued_by(new, last['cert']) and last['ca'] == new.pem + old.pem
 
 
 def test_original_consumer_after_a_leader_move(make):

@@ -22,6 +22,8 @@ copy of the charm directory):
   the leader never publishes a CSR of its own (it issues its certificate
   itself) and never calls ``set_ca`` (the original layer has none), and
   ``signed certificate available`` is removed once handled;
+* ``clear``: remove ``signed certificate available`` once handled, as
+  ``original`` does, and otherwise behave as this layer's consumers;
 * ``calls``: layer methods to call once, in the hooks phase of the next hook
   of the given name (after the layer's reconciliation, before the state
   handlers); each outcome is logged.
@@ -156,7 +158,7 @@ class Driver:
         return self.charm_dir(unit) / 'hooks' / 'relations' / 'tls' / 'peers.py'
 
     def control(self, unit, **changes):
-        """Change the unit's automatic behaviour: ``create``, ``sign``, ``original``."""
+        """Change the unit's automatic behaviour: ``create``, ``sign``, ``original``, ``clear``."""
         settings = self._read_control(unit)
         settings.update(changes)
         self._write_control(unit, settings)

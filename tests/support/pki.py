@@ -214,10 +214,17 @@ def bundle_ders(pem):
 
 
 def ca_digest(pem):
-    """What a unit acknowledges a CA bundle with (``ca_ack``): hex SHA-256 of
-    its certificates' DER, in order; None unless every block is a certificate."""
+    """What names a CA bundle in the layer's messages and in ``ca_ack``: hex
+    SHA-256 of its certificates' DER, in order; None unless every block is a
+    certificate."""
     ders = bundle_ders(pem)
     return hashlib.sha256(b''.join(ders)).hexdigest() if ders and None not in ders else None
+
+
+def ca_ack(from_pem, to_pem):
+    """What a unit acknowledges the rotation from one CA bundle to another
+    with (``ca_ack``): both digests, the issuing CA's first."""
+    return f'{ca_digest(from_pem)}:{ca_digest(to_pem)}'
 
 
 def public_key(pem):

@@ -94,7 +94,7 @@ def sign(tls):
 @when('signed certificate available')
 def available(tls):
     note_handler('available', tls)
-    if control()['original']:
+    if control()['original'] or control().get('clear'):
         remove_state('signed certificate available')
     elif control()['sign'] and hookenv.is_leader():
         tls.set_ca(test_ca().pem)
