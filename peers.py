@@ -25,6 +25,7 @@ try:  # in a charm, hooks/relations/tls/ is a package: relations.tls.peers
     from .pem import (
         CERT_LABEL,
         CSR_LABEL,
+        _issued_by,
         _names,
         _normalize,
         _pem,
@@ -36,6 +37,7 @@ except ImportError:  # the module alone, as the tests import it
     from pem import (
         CERT_LABEL,
         CSR_LABEL,
+        _issued_by,
         _names,
         _normalize,
         _pem,
@@ -108,9 +110,12 @@ class TlsPeers(RelationBase):
     def set_csr(self, csr):
         """Publish this unit's CSR (PEM). A different CSR is a re-key: the
         certificate for the old key is withdrawn until the leader answers.
-        ValueError unless ``csr`` holds exactly one CSR; a private key is
-        refused before anything is stored."""
-        pem = _normalize(csr, CSR_LABEL)
+        ValueError unless ``csr`` holds exactly one CSR with a key a CA will
+        echo back; a private key is refused before anything is stored."""
+        try:
+            pem = _normalize(csr, CSR_LABEL)
+        except ValueError as error:
+            raise ValueError(f'set_csr: {error}') from None
         state = self._state()
         if pem != state['csr']:
             if state['csr']:
@@ -134,7 +139,8 @@ class TlsPeers(RelationBase):
         ``certificate`` (PEM, leaf first). The leader's own is delivered at
         once; all answers of a hook are published when it ends. ValueError
         on a non-leader, where the relation cannot be used, for a unit with
-        no valid CSR, and for anything but certificates for the CSR's key."""
+        no valid CSR, for anything but certificates for the CSR's key, and
+        for one issued by none of the CAs (_cas) once there is one."""
         _require_leader('set_cert')
         if self._relation_id() is None:
             raise ValueError(f'set_cert: relation {self.relation_name} is not available in this hook')
@@ -142,7 +148,7 @@ class TlsPeers(RelationBase):
         if csr is None:
             raise ValueError(f'set_cert: {unit_name!r} has no valid CSR on relation {self.relation_name}')
         try:
-            pem = _checked_cert(certificate, csr)
+            pem = _checked_cert(certificate, csr, self._cas().values())
         except ValueError as error:
             raise ValueError(f'set_cert: certificate for {unit_name}: {error}') from None
         self._warn_if_it_outlives_its_ca(unit_name, pem)
@@ -170,7 +176,10 @@ class TlsPeers(RelationBase):
         between units until each has its new certificate. ValueError on a
         non-leader and for anything but certificates."""
         _require_leader('set_ca')
-        pem = _normalize(ca, CERT_LABEL, many=True)
+        try:
+            pem = _normalize(ca, CERT_LABEL, many=True)
+        except ValueError as error:
+            raise ValueError(f'set_ca: {error}') from None
         self._warn_if_the_ca_was_lost(pem)
         _requested_ca[self.relation_name] = (pem, emergency)
         self._take_ca()
@@ -258,7 +267,7 @@ class TlsPeers(RelationBase):
             _warn(_APP_BAG, digest_key, "it is not the digest of this unit's CSR")
         else:
             try:
-                pem = _checked_cert(certificate, state['csr'])
+                pem = _checked_cert(certificate, state['csr'], self._cas().values())
             except ValueError as error:
                 _warn(_APP_BAG, key, error)
                 return
@@ -324,15 +333,21 @@ class TlsPeers(RelationBase):
                 if made.get(unit) != _digest(csr) and (new_ca or not self._answered(unit, csr))}
 
     def _answered(self, unit, csr):
-        """Whether the application bag answers ``unit``'s ``csr`` (digest and
-        public key)."""
+        """Whether the application bag answers ``unit``'s ``csr`` under the
+        issuing CA with a certificate not yet due."""
+        answer = self._answer(unit, csr, [self._cas()[CA_KEY]])
+        return bool(answer) and not self._due(unit, answer)
+
+    def _answer(self, unit, csr, cas):
+        """The certificate the application bag holds for ``unit`` if it
+        answers ``csr`` (digest, public key) under one of ``cas``, else None."""
         published = self._published()
-        certificate = published.get(CERT_KEY.format(unit))
+        if published.get(CSR_DIGEST_KEY.format(unit)) != _digest(csr):
+            return None
         try:
-            _checked_cert(certificate, csr)
+            return _checked_cert(published.get(CERT_KEY.format(unit)), csr, cas)
         except ValueError:
-            return False
-        return published.get(CSR_DIGEST_KEY.format(unit)) == _digest(csr) and not self._due(unit, certificate)
+            return None
 
     def _due(self, unit, certificate):
         """Whether ``certificate`` is to be renewed: past RENEW_AT of its
@@ -351,10 +366,8 @@ class TlsPeers(RelationBase):
         """Warn, once, about a renewal that does not move notAfter on (a
         cached certificate, a CA that caps validity), and stop listing
         ``unit`` until its certificate changes rather than ask in every hook."""
-        published = self._published()
-        renewed = published.get(CERT_KEY.format(unit))
-        stalls = bool(renewed and published.get(CSR_DIGEST_KEY.format(unit)) == _digest(csr)
-                      and _lifetime_passed(renewed) >= RENEW_AT and _expiry(pem) <= _expiry(renewed))
+        renewed = self._answer(unit, csr, ())
+        stalls = bool(renewed and _lifetime_passed(renewed) >= RENEW_AT and _expiry(pem) <= _expiry(renewed))
         state = self._state()
         stalled = dict(state['stalled'])
         if stalls:
@@ -635,13 +648,20 @@ def _answer_unit(key):
     return match.group(1) if match else None
 
 
-def _checked_cert(certificate, csr):
+def _checked_cert(certificate, csr, cas):
     """``certificate`` (leaf first, then any chain) in normal form, if its
-    leaf carries the public key of ``csr``; ValueError otherwise."""
+    leaf carries the public key of ``csr`` and, if any of ``cas`` (CA PEM
+    or None) is given, was issued by one, or by a certificate of the chain
+    that one issued; ValueError otherwise."""
     ders = _pem_ders(certificate, CERT_LABEL, many=True)
     if _public_key(ders[0], CERT_LABEL) != _public_key(_pem_ders(csr, CSR_LABEL)[0], CSR_LABEL):
         raise ValueError("its public key is not the one in the CSR it answers")
-    return _pem(CERT_LABEL, ders)
+    issuers, issued = [der for ca in cas if ca for der in _pem_ders(ca, CERT_LABEL, True)], ders[0]
+    for _ in ders:  # up the chain that follows the leaf, to one of the CAs
+        if not issuers or any(_issued_by(issued, der) for der in issuers):
+            return _pem(CERT_LABEL, ders)
+        issued = next((der for der in ders[1:] if _issued_by(issued, der)), ders[0])
+    raise ValueError('its issuer is none of the CAs published or being rotated to')
 
 
 def _transition(cas):

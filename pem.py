@@ -3,8 +3,8 @@ standard library (charms carry no ``cryptography`` for an interface layer).
 
 It reads PEM as RFC 7468 describes it and walks just enough DER to check a
 CSR's or a certificate's structure and to find what the layer compares:
-public keys, names, validity. README.md ("What PEM the layer takes") says
-what it takes and what it refuses, and why.
+public keys, names, key identifiers, validity. README.md ("What PEM the
+layer takes") says what it takes and what it refuses, and why.
 """
 import base64
 import binascii
@@ -32,6 +32,15 @@ _DER_INTEGER = 0x02
 _DER_EXPLICIT_0 = 0xA0
 _DER_UTC_TIME = 0x17
 _DER_GENERALIZED_TIME = 0x18
+_DER_OID = 0x06
+_DER_EXPLICIT_3 = 0xA3
+_DER_IMPLICIT_0 = 0x80
+# DER object identifiers: id-ecPublicKey (RFC 5480), subjectKeyIdentifier and
+# authorityKeyIdentifier (RFC 5280).
+_EC_PUBLIC_KEY = bytes.fromhex('06072a8648ce3d0201')
+_SUBJECT_KEY_ID = bytes.fromhex('0603551d0e')
+_AUTHORITY_KEY_ID = bytes.fromhex('0603551d23')
+_UNCOMPRESSED_POINT = 0x04
 
 
 def _normalize(text, label, many=False):
@@ -78,6 +87,8 @@ def _pem_ders(text, label, many=False):
         _signed_fields(der, label)
         if label == CERT_LABEL:
             _validity(der)
+        else:
+            _check_csr_key(der)
         ders.append(der)
     return ders
 
@@ -112,6 +123,46 @@ def _public_key(der, label):
     certificate to its CSR."""
     _, head, _, tail = _signed_fields(der, label)[-1]
     return der[head:tail]
+
+
+def _check_csr_key(der):
+    """ValueError for an EC key in an encoding a CA does not echo back: a
+    compressed point, or explicit curve parameters. The CA writes the key
+    uncompressed with its curve's name, and a certificate whose key is not
+    the CSR's, byte for byte, is refused: the CSR has to be refused first."""
+    _, _, start, end = _signed_fields(der, CSR_LABEL)[-1]
+    parts = _der_children(der, start, end)
+    algorithm = _der_children(der, *parts[0][2:]) if parts and parts[0][0] == _DER_SEQUENCE else []
+    if not algorithm or der[algorithm[0][1]:algorithm[0][3]] != _EC_PUBLIC_KEY:
+        return
+    if len(algorithm) != 2 or algorithm[1][0] != _DER_OID:
+        raise ValueError('its EC key has explicit curve parameters, which a CA replaces by the '
+                         "curve's name: make the CSR from a key of a named curve")
+    point = der[parts[-1][2] + 1:parts[-1][3]]
+    if not point or point[0] != _UNCOMPRESSED_POINT:
+        raise ValueError('its EC key is a compressed point, which a CA writes uncompressed: '
+                         'make the CSR from a key in uncompressed form')
+
+
+def _key_ids(der):
+    """(authority key identifier, subject key identifier) of a DER
+    certificate, each None where it has none (or an unreadable one)."""
+    found = {}
+    try:
+        _, _, start, end = _der_children(der, *_der_element(der, 0, len(der))[1:])[0]
+        for tag, _, first, last in _der_children(der, start, end):
+            if tag == _DER_EXPLICIT_3:
+                _, _, first, last = _der_children(der, first, last)[0]
+                for _, _, begin, stop in _der_children(der, first, last):
+                    parts = _der_children(der, begin, stop)
+                    found[der[parts[0][1]:parts[0][3]]] = _der_children(der, parts[-1][2], parts[-1][3])[0]
+        authority, subject = found.get(_AUTHORITY_KEY_ID), found.get(_SUBJECT_KEY_ID)
+        if authority:
+            authority = next((der[s:e] for tag, _, s, e in _der_children(der, *authority[2:])
+                              if tag == _DER_IMPLICIT_0), None)
+        return authority, subject and der[subject[2]:subject[3]]
+    except (ValueError, IndexError):
+        return None, None
 
 
 def _validity(der):
@@ -191,3 +242,11 @@ def _der_element(der, start, end):
     if start + length > end:
         raise ValueError('truncated DER')
     return tag, start, start + length
+
+
+def _issued_by(leaf, ca):
+    """Whether DER ``leaf`` names DER ``ca`` as its issuer: the issuer is
+    the CA's subject and, where both have one, the authority key
+    identifier the CA's subject key identifier (a new CA may keep the name)."""
+    authority, subject = _key_ids(leaf)[0], _key_ids(ca)[1]
+    return _names(leaf)[0] == _names(ca)[1] and not (authority and subject and authority != subject)

@@ -278,6 +278,22 @@ def test_wrong_answer_reaching_a_follower(make, case, holding):
     assert_ignored(drv, since, FOLLOWER, before, blamed=[(APP_BAG, blamed)])
 
 
+@HOLDING
+@pytest.mark.parametrize('name', ['lost CA', 'driver CA'], ids=['another name', 'the same name'])
+def test_an_answer_issued_by_none_of_the_published_cas_is_ignored(make, name, holding):
+    """A leader whose charm lost its CA key signs with a new CA and never
+    calls set_ca(): its answer fits the CSR, but no unit trusts its issuer.
+    A CA of the same name is told apart by its key identifier."""
+    drv, csr = follower_setup(make, holding)
+    if not holding:
+        drv.call(LEADER, 'set_ca', drv.ca.pem)
+        drv.settle()
+    assert drv.ca.cert.subject.rfc4514_string() == 'CN=driver CA'
+    before, since = snapshot(drv, FOLLOWER), len(drv.model.history)
+    poke_app(drv, {CERT_KEY: pki.sign(pki.make_ca(name), csr), DIGEST_KEY: csr_digest(csr)})
+    assert_ignored(drv, since, FOLLOWER, before, blamed=[(APP_BAG, CERT_KEY)])
+
+
 # -- direction B: answers forged in a unit's own bag ---------------------------------
 
 @HOLDING
@@ -446,3 +462,32 @@ def test_junk_over_a_ca_of_two_certificates_reissues_nothing(make):
     assert drv.model.app_bag() == app
     assert {unit: drv.cert(unit) for unit in drv.model.units} == certs
     assert not [r for r in drv.records(since=since) if SIGN_CSR in r.flags]
+
+
+@pytest.mark.parametrize('encoding', ['compressed', 'explicit'])
+def test_a_csr_whose_key_a_ca_does_not_echo_back_fails_no_leader_hook(make, encoding):
+    """openssl writes the CSR's EC key as its key file has it; a CA writes
+    it uncompressed and named in the certificate, which then does not carry
+    the CSR's key byte for byte. The leader refuses the CSR, warning, rather
+    than list it and have its charm's set_cert() fail every hook."""
+    drv = make(units=2)
+    before, since = snapshot(drv, LEADER), len(drv.model.history)
+    drv.model.poke(FOLLOWER, {peers.CSR_KEY: pki.openssl_ec_csr(FOLLOWER, encoding)})
+    drv.settle()
+    assert_ignored(drv, since, LEADER, before, blamed=[(FOLLOWER, peers.CSR_KEY)], poked=FOLLOWER)
+    assert drv.call(LEADER, 'get_csr_map') == {}
+
+
+def test_junk_over_a_published_certificate_fails_no_leader_hook(make):
+    """Junk over ``<unit>_signed_certificate``, its digest left in place:
+    the follower warns and keeps its certificate; the leader, which checks
+    what it reads before it compares expiries, answers that unit again."""
+    drv = make(units=2)
+    held, since = drv.cert(FOLLOWER), len(drv.model.history)
+    poke_app(drv, {CERT_KEY: 'junk, not a certificate'})
+    assert warned(drv.records(FOLLOWER, since), APP_BAG, CERT_KEY) and drv.cert(FOLLOWER) == held
+    drv.model.queue(LEADER, 'update-status')
+    drv.settle()
+    assert all(record.ok for record in drv.records(since=since))
+    answer = drv.model.app_bag()[CERT_KEY]
+    assert drv.cert(FOLLOWER) == answer and public_key(answer) == public_key(held)

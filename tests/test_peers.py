@@ -663,6 +663,19 @@ def test_set_cert_refuses_a_certificate_for_another_key(make):
     assert 'drv/1' in drv.call('drv/0', 'get_csr_map')
 
 
+@pytest.mark.parametrize('name', ['lost CA', 'driver CA'], ids=['another name', 'the same name'])
+def test_set_cert_refuses_a_certificate_issued_by_none_of_the_published_cas(make, name):
+    """A leader that lost its CA key and signs with a new one without
+    set_ca(): its units would hold certificates their peers do not trust."""
+    drv = make(units=2, sign=False)
+    drv.call('drv/0', 'set_ca', drv.ca.pem)
+    cert = pki.sign(pki.make_ca(name), drv.model.bag('drv/1')[CSR_KEY])
+    with pytest.raises(ValueError, match='set_cert: .*issuer is none of the CAs'):
+        drv.call('drv/0', 'set_cert', 'drv/1', cert)
+    assert relation_sets(drv.record) == []
+    assert 'drv/1' in drv.call('drv/0', 'get_csr_map')
+
+
 def test_set_cert_delivers_the_leaders_own_certificate_locally(make):
     drv = make(units=2, sign=False)
     cert = pki.sign(drv.ca, drv.model.bag('drv/0')[CSR_KEY])
@@ -720,6 +733,19 @@ def test_set_csr_refuses_bad_input_and_changes_nothing(make, case):
     bag, kv, flags = drv.model.bag('drv/1'), drv.kv('drv/1'), drv.flags('drv/1')
     with pytest.raises(ValueError):
         drv.call('drv/1', 'set_csr', bad)
+    assert relation_sets(drv.record) == []
+    assert (drv.model.bag('drv/1'), drv.kv('drv/1'), drv.flags('drv/1')) == (bag, kv, flags)
+
+
+@pytest.mark.parametrize('encoding', ['compressed', 'explicit'])
+def test_set_csr_refuses_a_key_a_ca_does_not_echo_back(make, encoding):
+    """A CA writes an EC key uncompressed and with its curve's name, so a
+    certificate for a CSR with a compressed point or explicit parameters
+    would never carry the CSR's key as it is: refused at once, by name."""
+    drv = make(units=2)
+    bag, kv, flags = drv.model.bag('drv/1'), drv.kv('drv/1'), drv.flags('drv/1')
+    with pytest.raises(ValueError, match='set_csr: its EC key'):
+        drv.call('drv/1', 'set_csr', pki.openssl_ec_csr('drv/1', encoding))
     assert relation_sets(drv.record) == []
     assert (drv.model.bag('drv/1'), drv.kv('drv/1'), drv.flags('drv/1')) == (bag, kv, flags)
 

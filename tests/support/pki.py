@@ -13,6 +13,8 @@ import os
 import socket
 import ssl
 import stat
+import subprocess
+import tempfile
 import threading
 import time
 from collections import namedtuple
@@ -304,6 +306,22 @@ def _recv_exactly(tls, n):
 def make_key():
     """An EC P-256 private key, as the example charm makes."""
     return ec.generate_private_key(ec.SECP256R1())
+
+
+def openssl_ec_csr(unit, encoding):
+    """A CSR for a new P-256 key, made by the openssl CLI from the key
+    written by ``openssl ec`` in ``encoding``: 'compressed' (``-conv_form
+    compressed``: the point compressed) or 'explicit' (``-param_enc
+    explicit``: the curve's parameters instead of its name)."""
+    option = {'compressed': ['-conv_form', 'compressed'], 'explicit': ['-param_enc', 'explicit']}[encoding]
+    with tempfile.TemporaryDirectory() as tmp:
+        named, key = os.path.join(tmp, 'named.pem'), os.path.join(tmp, 'key.pem')
+        for argv in (['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', named],
+                     ['ec', '-in', named, *option, '-out', key]):
+            subprocess.run(['openssl', *argv], check=True, capture_output=True)
+        subject = '/CN=' + unit.replace('/', '\\/')
+        return subprocess.run(['openssl', 'req', '-new', '-key', key, '-subj', subject],
+                              check=True, capture_output=True, text=True).stdout
 
 
 def key_pem(key):
