@@ -11,8 +11,13 @@ leadership between hooks, or while the leader runs its next hook (Juju then
 refuses that hook's ``relation-set --app``, and it fails); deliver any
 queued hook in any order Juju allows (a unit whose hook failed runs its
 retry before any other hook: see ``deliver``); fail a hook (it is retried);
-deliver a hook twice; stop and restart a unit's agent; re-key one unit or
-all; rotate
+lose a hook's commit, on any unit, the leader's too (the hook exits 0, its
+unit data, flags included, are kept, its relation writes, unit and
+application bag, are lost, and it is retried: Juju commits relation
+settings after the hook exits); deliver a hook twice; restart a unit's
+agent (its settings cache is emptied, and a non-leader runs
+leader-settings-changed), or stop it for a while (it restarts when it
+comes back); re-key one unit or all; rotate
 the CA (a new ca-generation), routinely or, a quarter of the time, as an
 emergency (the example's ca-emergency: the old CA is dropped at once); let a
 day or a month pass (update-status is queued on every unit meanwhile, as
@@ -48,7 +53,8 @@ conversation but keeps ``signed certificate available`` bound to it, and
 the original unit's next non-relation hook (stop, update-status) fails in
 ``get_signed_cert`` for ever (relation-list with no relation id).
 
-After every hook: no hook failed but the injected failures and hooks whose
+After every hook: no hook failed but the injected failures (a failed hook,
+a lost commit) and hooks whose
 leadership ended mid-hook, refused at ``relation-set --app``; nothing was
 logged at WARNING or above unless a bag was tampered with or an original
 leader's answers were seen; nothing a hook wrote or leader-set holds a
@@ -109,6 +115,18 @@ of tests/support/jujusim/model.py), all on in every sequence:
   the committed CSRs count.
 - A removed leader leads through its teardown; a deposed leader runs
   leader-settings-changed (there is no leader-deposed hook).
+- A hook that exits 0 can lose its relation writes while its unit data,
+  flags included, is kept. On a follower everything it keeps came from
+  committed data but its CSR, which its retry publishes again. The
+  leader's unit data may run ahead of the relation: its own certificate,
+  which ``set_cert`` delivers at once, and the CAs of its rotation plan.
+  So after such a hook the leader may hold a certificate the application
+  bag never held, if it is for its current CSR's key and from the CA in
+  leader settings (its own word), and what such a hook moved a unit on to
+  is no floor for "never going back to a replaced CA": the relation never
+  saw it, and the retry (a follower's, if leadership moved meanwhile)
+  starts again from the application bag. Everything else holds as after
+  any hook, and everything after settling.
 
 What CI runs (``tox``; no profile, or one this module does not know, since
 other modules may define profiles of their own, means ``ci``): fixed
@@ -256,6 +274,7 @@ class TlsModel(RuleBasedStateMachine):
         self.original = set()  # units running the original layer
         self.ever_original = set()  # units that ran it: peers warn about their answers
         self.armed = set()  # units whose next hook is to fail
+        self.losing = set()  # units whose next hook is to lose its commit
         self.retrying = set()  # units whose last hook failed: Juju runs its retry next
         # (unit, remote) -> the remote's bag as the unit's agent last fetched
         # it: what the agent's settings cache serves until it fetches again
@@ -359,6 +378,22 @@ class TlsModel(RuleBasedStateMachine):
     @rule(i=UNIT)
     def fail_next(self, i):
         self._fail(self._live(i))
+
+    @rule(i=UNIT)
+    def lose_commit(self, i):
+        """A unit's next hook, whichever it is (the leader's too), exits 0
+        and then loses its relation-settings commit (unit and application
+        bag), as when its agent restarts between the hook's exit and the
+        commit: its unit data, flags included, are kept, and Juju retries it."""
+        unit = self._live(i)
+        self.model.lose_commit(unit)
+        self.losing.add(unit)
+
+    @rule(i=UNIT)
+    def restart_agent(self, i):
+        """A unit's agent restarts between hooks: its settings cache is
+        emptied and, on a non-leader, leader-settings-changed is queued."""
+        self.model.restart_agent(self._live(i))
 
     @precondition(lambda self: self.model.pending())
     @rule(pick=PICK)
@@ -475,8 +510,15 @@ class TlsModel(RuleBasedStateMachine):
     @rule(i=UNIT)
     def stall(self, i):
         """A unit's agent goes down (it runs no hook), or, if one is down
-        already, comes back."""
-        self.stalled = self._live(i) if self.stalled is None else None
+        already, comes back: it restarts, with an empty settings cache and,
+        on a non-leader, leader-settings-changed queued (jujusim refuses to
+        restart a unit being removed; it just runs its teardown then)."""
+        if self.stalled is None:
+            self.stalled = self._live(i)
+            return
+        if self.stalled in self.model.units:
+            self.model.restart_agent(self.stalled)
+        self.stalled = None
 
     @rule()
     def settle(self):
@@ -491,7 +533,8 @@ class TlsModel(RuleBasedStateMachine):
         try:
             # After a failed step, settling would only bury its error under another.
             if sys.exc_info()[0] is None:
-                self.stalled = None
+                if self.stalled is not None:
+                    self.stall(0)  # it comes back
                 for unit in self._originals():  # one by one, each a mixed window
                     self._upgrade(unit)
                     self._settle()
@@ -552,10 +595,13 @@ class TlsModel(RuleBasedStateMachine):
         deposed = was_leader and self.model.leader != unit  # leadership ended mid-hook
         injected = unit in self.armed
         self.armed.discard(unit)
+        losing = unit in self.losing
+        self.losing.discard(unit)
         refused = deposed and not record.ok and REFUSED in record.error
-        assert record.ok or refused or (injected and INJECTED in record.error), \
-            f'{what} failed:\n{record.error}'
+        assert record.ok or refused or (injected and INJECTED in record.error) or (
+            losing and record.commit_lost), f'{what} failed:\n{record.error}'
         assert not injected or not record.ok, f'{what} was to fail by injection, but did not'
+        assert losing or not record.commit_lost, f'{what} lost its commit, not by injection'
         for remote in record.fetched:
             self.seen[unit, remote] = self._bag(remote)
         lost = self._lost_ca_digests(app_before) if was_leader else None
@@ -703,11 +749,17 @@ class TlsModel(RuleBasedStateMachine):
     def _check_stored(self, record, what, kv, may_sign):
         """What the unit holds after a hook: a certificate the application
         bag held for its current CSR, for that CSR's key, flagged as
-        available; a CA of leader settings, never an older one."""
+        available; a CA of leader settings, never an older one. The one
+        exception is the leader's own certificate, which set_cert delivers
+        at once: if the hook then lost its commit, the application bag
+        never held it, and it must be one the leader issued, under the CA
+        in leader settings."""
         unit = record.unit
         cert = kv.get(CERT_KEY.format(unit))
         assert cert == kv.get(KV_SERVER_CERT), f'{what}: its two certificate keys differ'
-        if record.ok:  # else its flags may still be the original layer's
+        # A failed hook flushed no unit data, so its flags may still be the
+        # original layer's; one that lost its commit flushed its own.
+        if record.ok or record.commit_lost:
             assert (CERT_AVAILABLE in record.flags) == bool(cert), \
                 f'{what}: {CERT_AVAILABLE!r} raised: {CERT_AVAILABLE in record.flags}, ' \
                 f'certificate: {bool(cert)}'
@@ -716,7 +768,9 @@ class TlsModel(RuleBasedStateMachine):
         if csr:
             self.csr_keys[csr_digest(csr)] = public_key(csr)
         if cert:
-            assert csr and (unit, cert, csr_digest(csr)) in self.published, \
+            issuing = cert_der(self.model.leader_settings.get('ca-cert'))
+            own = may_sign and record.commit_lost and issuing and self._issuer(cert) == issuing
+            assert csr and ((unit, cert, csr_digest(csr)) in self.published or own), \
                 f'{what} stored a certificate the application bag never held for its current CSR'
             assert public_key(cert) == public_key(csr), \
                 f"{what} stored a certificate that is not for its current CSR's key"
@@ -724,12 +778,17 @@ class TlsModel(RuleBasedStateMachine):
         assert all(der in self.cas for der in bundle_ders(ca)), \
             f'{what} trusts a CA leader settings never held'
         # Leader settings replace a CA (ca-generation) because it must no
-        # longer be used: a unit never goes back to an older one.
+        # longer be used: a unit never goes back to an older one. What a
+        # leader's hook whose commit was lost moved on to is its plan, which
+        # the relation never saw: its retry starts again from the
+        # application bag (as a follower, if leadership moved meanwhile),
+        # so only what hooks that committed took is a floor.
         for kind, der in (('ca', cert_der(ca)), ('cert', cert and self._issuer(cert))):
             if der:
                 assert self.cas[der] >= self.newest_ca.get((unit, kind), 0), \
                     f'{what}: its {kind} goes back to a CA that leader settings replaced'
-                self.newest_ca[unit, kind] = self.cas[der]
+                if not record.commit_lost:
+                    self.newest_ca[unit, kind] = self.cas[der]
 
     def _check_mutual_trust(self, what):
         """Every two units of this layer that hold a certificate from a CA
@@ -1143,4 +1202,52 @@ def test_junk_in_the_published_ca_does_not_cut_a_rotation_short(charm, tmp_path,
         lambda s: s.deploy(original=False), lambda s: s.add_unit(), lambda s: s.settle(),
         lambda s: s.new_ca(emergency=False), lambda s: s.poke_app(j=0, kind='junk ca'),
         lambda s: s.advance_time(days=1), lambda s: s.settle()])
+
+
+def run_queued(unit):
+    """A step: run every hook queued on ``unit`` (a name), in order."""
+    def step(state):
+        while any(name == unit for name, _, _ in state.model.pending()):
+            state._run(unit, 0)
+    return step
+
+
+def run_first(unit, hook):
+    """A step: run ``unit``'s first queued ``hook`` ahead of the hooks
+    queued before it, as Juju runs leadership hooks before relation hooks
+    (worker/uniter/resolver.go)."""
+    def step(state):
+        index = next(index for name, index, queued in state.model.pending()
+                     if name == unit and queued.name == hook)
+        state._run(unit, index)
+    return step
+
+
+@SELF_NOTIFY
+def test_a_leader_whose_commit_is_lost_delivered_its_own_certificate(charm, tmp_path, self_notify):
+    """Found by the model (lost commits). The lone leader renews its own
+    certificate in update-status; set_cert delivers it at once, and the
+    hook's commit is lost: the application bag never holds it. That is
+    the leader's own word, under the CA of leader settings (the model
+    allows it for such a hook only), and the retry converges: it takes
+    the published answer back and renews again, or publishes."""
+    replay(charm, tmp_path, self_notify, [
+        lambda s: s.deploy(original=False), lambda s: s.live_through(days=120),
+        lambda s: s.live_through(days=120), lambda s: s.lose_commit(i=2),
+        lambda s: s.live_through(days=120)])
+
+
+@SELF_NOTIFY
+def test_a_leader_deposed_before_retrying_a_lost_emergency_rotation(charm, tmp_path, self_notify):
+    """The leader's config-changed for an emergency rotation trusts and
+    holds only the new CA, and loses its commit; leadership moves before
+    its retry. The relation never saw the rotation, so the retry, a
+    follower's, takes the CA the application bag holds, the old one: what
+    a lost hook moved a unit on to is no floor (the model's rule), and the
+    new leader carries the rotation out from leader settings."""
+    replay(charm, tmp_path, self_notify, [
+        lambda s: s.deploy(original=False), lambda s: s.add_unit(), lambda s: s.add_unit(),
+        lambda s: s.settle(), lambda s: s.new_ca(emergency=True), lambda s: s.lose_commit(i=0),
+        run_first('tls-example/0', 'config-changed'), lambda s: s.move_leader(i=1, fail=False),
+        lambda s: s.settle()])
 
