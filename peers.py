@@ -62,6 +62,7 @@ WARN_AT = 0.9
 CSR_LABEL = 'CERTIFICATE REQUEST'
 CERT_LABEL = 'CERTIFICATE'
 MAX_PEM_CHARS = 64 * 1024  # far above any real chain; no peer makes units parse megabytes
+MAX_REPLACED = 32  # digests of replaced CSRs a unit remembers (see TlsPeers._state)
 
 # PEM as RFC 7468 reads it: its line breaks, encapsulation boundaries and
 # the labels that mean a CSR or a certificate (the legacy ones of section 5.1
@@ -118,8 +119,9 @@ class TlsPeers(RelationBase):
         pem = _normalize(csr, CSR_LABEL)
         state = self._state()
         if pem != state['csr']:
-            if state['csr']:
-                state['previous'] = _digest(state['csr'])
+            replaced = state['replaced'] + ([_digest(state['csr'])] if state['csr'] else [])
+            # A CSR made again (the same key and names, signed deterministically) is current.
+            state['replaced'] = [digest for digest in replaced if digest != _digest(pem)][-MAX_REPLACED:]
             state['csr'] = pem
             for key in (KV_CERT.format(hookenv.local_unit()), KV_SERVER_CERT, KV_SERVER_CERT_EXPIRY):
                 unitdata.kv().unset(key)
@@ -256,8 +258,8 @@ class TlsPeers(RelationBase):
             _warn(_APP_BAG, key, f'no {digest_key} binds it to a CSR')
         elif certificate is None:
             _warn(_APP_BAG, digest_key, f'there is no {key} next to it')
-        elif digest == state['previous']:
-            hookenv.log(f'interface-tls: {key} answers the previous CSR; waiting for the current one',
+        elif digest in state['replaced']:
+            hookenv.log(f'interface-tls: {key} answers an earlier CSR; waiting for the current one',
                         hookenv.DEBUG)
         elif digest != _digest(state['csr']):
             _warn(_APP_BAG, digest_key, "it is not the digest of this unit's CSR")
@@ -529,13 +531,22 @@ class TlsPeers(RelationBase):
         return rid and hookenv.relation_get(rid=rid, unit=unit or hookenv.local_unit()) or {}
 
     def _state(self):
-        """This unit's bookkeeping: the ``csr`` the charm gave, the digest of
-        the ``previous`` one (to tell a lagging answer from a wrong one), and
-        on the leader the notAfter of renewals that did not move it on, by
-        unit (``stalled``), and the digest of the CA its charm last gave
-        (``ca_given``)."""
-        state = {'csr': None, 'previous': None, 'stalled': {}, 'ca_given': None}
+        """This unit's bookkeeping: the ``csr`` the charm gave, the digests
+        of the ones it ``replaced`` (to tell a lagging answer from a wrong
+        one), and on the leader the notAfter of renewals that did not move
+        it on, by unit (``stalled``), and the digest of the CA its charm
+        last gave (``ca_given``).
+
+        Every replaced CSR counts, not only the last: Juju's agent serves
+        a peer's bag from its cache until a hook about that peer refreshes
+        it (worker/uniter/runner/context/cache.go), so a leader, one new
+        to leading above all, may answer a CSR several re-keys old. That
+        answer is lagging, not wrong, and is no reason for a warning."""
+        state = {'csr': None, 'replaced': [], 'stalled': {}, 'ca_given': None}
         state.update(unitdata.kv().get(KV_STATE.format(self.relation_name), {}))
+        previous = state.pop('previous', None)  # the one digest earlier versions kept
+        if previous and previous not in state['replaced']:
+            state['replaced'] = [previous] + state['replaced']
         return state
 
     def _save(self, state):

@@ -1251,3 +1251,21 @@ def test_a_leader_deposed_before_retrying_a_lost_emergency_rotation(charm, tmp_p
         run_first('tls-example/0', 'config-changed'), lambda s: s.move_leader(i=1, fail=False),
         lambda s: s.settle()])
 
+
+@SELF_NOTIFY
+def test_an_answer_to_a_csr_two_re_keys_old_is_not_warned_about(charm, tmp_path, self_notify):
+    """Found with Juju's settings cache. 2 re-keys twice, and 0, the
+    leader, answers each CSR, while 1 runs none of its hooks about 2; then
+    1 leads. Its agent still serves the bag of 2 it cached before, with
+    2's first CSR, and its leader-elected answers that one. 2 remembered
+    only the CSR it replaced last, so it warned that the answer was not
+    for its CSR, with no bag tampered with. It remembers every CSR it
+    replaced now, and waits for the answer to its current one, which 1's
+    -changed about 2 brings."""
+    unit0, unit1, unit2 = (f'tls-example/{n}' for n in range(3))
+    rekey = [lambda s: s.rekey(i=2), run_queued(unit2), run_queued(unit0), run_queued(unit2)]
+    replay(charm, tmp_path, self_notify, [
+        lambda s: s.deploy(original=False), lambda s: s.add_unit(), lambda s: s.add_unit(),
+        lambda s: s.settle(), *rekey, *rekey, lambda s: s.move_leader(i=1, fail=False),
+        run_first(unit1, 'leader-elected'), run_queued(unit2), lambda s: s.settle()])
+
