@@ -1269,3 +1269,31 @@ def test_an_answer_to_a_csr_two_re_keys_old_is_not_warned_about(charm, tmp_path,
         lambda s: s.settle(), *rekey, *rekey, lambda s: s.move_leader(i=1, fail=False),
         run_first(unit1, 'leader-elected'), run_queued(unit2), lambda s: s.settle()])
 
+
+@SELF_NOTIFY
+@pytest.mark.xfail(strict=True, reason='a known limitation under Juju\'s settings cache: see the docstring')
+def test_a_new_leader_with_a_stale_copy_of_a_bag_keeps_the_answer_to_its_current_csr(
+        charm, tmp_path, self_notify):
+    """Known, not fixed. 2 re-keys and 0, the leader, answers its new
+    CSR, while 1 runs none of its hooks about 2; then 1 leads. Its agent
+    still serves 2's bag as 1 cached it, with the CSR 2 replaced, which the
+    application bag does not answer: 1's leader-elected answers that CSR,
+    replacing the answer to 2's current one, which held. 2 keeps its
+    certificate (an answer to a CSR it replaced is never delivered), and
+    1's -changed about 2 answers the current CSR again: 2 gets a second
+    certificate for it, under the same CA. The leader cannot tell a copy
+    older than the answer from a re-key it has not answered yet without
+    telling CSRs' order, which the wire format does not carry."""
+    unit0, unit1, unit2 = (f'tls-example/{n}' for n in range(3))
+    state = TlsModel(charm, str(tmp_path), self_notify)
+    try:
+        for step in (lambda s: s.deploy(original=False), lambda s: s.add_unit(), lambda s: s.add_unit(),
+                     lambda s: s.settle(), lambda s: s.rekey(i=2), run_queued(unit2), run_queued(unit0),
+                     lambda s: s.move_leader(i=1, fail=False)):
+            step(state)
+        answer = state.model.app_bag()[DIGEST_KEY.format(unit2)]
+        run_first(unit1, 'leader-elected')(state)
+        assert state.model.app_bag()[DIGEST_KEY.format(unit2)] == answer, \
+            f'{unit1} replaced the answer to the current CSR of {unit2}'
+    finally:
+        state.teardown()
