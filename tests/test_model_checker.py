@@ -446,7 +446,10 @@ class TlsModel(RuleBasedStateMachine):
         """Time passes as Juju lives it: every 10 days (the example's 90-day
         certificates are due from day 60), update-status on every unit, and
         every hook run. No unit may then hold an expired certificate after
-        any hook."""
+        any hook. The rhythm starts from a settled model: the clock may
+        have run ahead with no hook (advance_time) just before, and a
+        certificate that fell due then must have its hooks first."""
+        self._settle()
         self.at_rate = True
         try:
             for _ in range(days // 10):
@@ -1203,6 +1206,20 @@ def test_junk_in_the_published_ca_does_not_cut_a_rotation_short(charm, tmp_path,
         lambda s: s.new_ca(emergency=False), lambda s: s.poke_app(j=0, kind='junk ca'),
         lambda s: s.advance_time(days=1), lambda s: s.settle()])
 
+
+
+@SELF_NOTIFY
+def test_living_through_time_after_the_clock_ran_ahead_with_no_hook(charm, tmp_path, self_notify):
+    """Found by the model's full profile; not the layer's doing. The clock
+    runs 30 days ahead with no hook run (advance_time) past the day 0's
+    certificate fell due, and live_through moved it 10 days more before
+    running a hook: the certificate expired with no hook run to renew it,
+    and the check of the update-status rate failed. The rate starts from
+    a settled model now."""
+    replay(charm, tmp_path, self_notify, [
+        lambda s: s.deploy(original=False), lambda s: s.live_through(days=30), lambda s: s.add_unit(),
+        lambda s: s.move_leader(fail=True, i=3), lambda s: s.add_unit(), lambda s: s.live_through(days=30),
+        lambda s: s.advance_time(days=30), lambda s: s.lose_commit(i=3), lambda s: s.live_through(days=30)])
 
 def run_queued(unit):
     """A step: run every hook queued on ``unit`` (a name), in order."""
