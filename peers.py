@@ -62,7 +62,9 @@ WARN_AT = 0.9
 CSR_LABEL = 'CERTIFICATE REQUEST'
 CERT_LABEL = 'CERTIFICATE'
 MAX_PEM_CHARS = 64 * 1024  # far above any real chain; no peer makes units parse megabytes
-MAX_REPLACED = 32  # digests of replaced CSRs a unit remembers (see TlsPeers._state)
+# Digests a unit remembers of the CSRs it replaced and of the CAs its charm
+# gave as leader, each (see TlsPeers._state).
+MAX_DIGESTS = 32
 
 # PEM as RFC 7468 reads it: its line breaks, encapsulation boundaries and
 # the labels that mean a CSR or a certificate (the legacy ones of section 5.1
@@ -121,7 +123,7 @@ class TlsPeers(RelationBase):
         if pem != state['csr']:
             replaced = state['replaced'] + ([_digest(state['csr'])] if state['csr'] else [])
             # A CSR made again (the same key and names, signed deterministically) is current.
-            state['replaced'] = [digest for digest in replaced if digest != _digest(pem)][-MAX_REPLACED:]
+            state['replaced'] = [digest for digest in replaced if digest != _digest(pem)][-MAX_DIGESTS:]
             state['csr'] = pem
             for key in (KV_CERT.format(hookenv.local_unit()), KV_SERVER_CERT, KV_SERVER_CERT_EXPIRY):
                 unitdata.kv().unset(key)
@@ -426,13 +428,14 @@ class TlsPeers(RelationBase):
         both. The rotation keeps the units talking meanwhile."""
         published, state = self._published_cas(), self._state()
         if (published[CA_KEY] and pem not in (published[CA_KEY], published[CA_NEXT_KEY])
-                and state['ca_given'] != _ca_digest(published[CA_KEY])):
+                and _ca_digest(published[CA_KEY]) not in state['cas_given']):
             hookenv.log(f'interface-tls: the CA this leader gives (SHA-256 {_ca_digest(pem)}) is not the '
                         f'published one (SHA-256 {_ca_digest(published[CA_KEY])}), which this unit never '
                         'gave: was the previous CA lost? Rotating to it; units trust both meanwhile',
                         hookenv.WARNING)
-        if state['ca_given'] != _ca_digest(pem):
-            self._save(dict(state, ca_given=_ca_digest(pem)))
+        if state['cas_given'][-1:] != [_ca_digest(pem)]:
+            given = [digest for digest in state['cas_given'] if digest != _ca_digest(pem)]
+            self._save(dict(state, cas_given=(given + [_ca_digest(pem)])[-MAX_DIGESTS:]))
 
     def _csrs(self):
         """Valid CSRs of this unit and of every peer in relation-list."""
@@ -534,19 +537,26 @@ class TlsPeers(RelationBase):
         """This unit's bookkeeping: the ``csr`` the charm gave, the digests
         of the ones it ``replaced`` (to tell a lagging answer from a wrong
         one), and on the leader the notAfter of renewals that did not move
-        it on, by unit (``stalled``), and the digest of the CA its charm
-        last gave (``ca_given``).
+        it on, by unit (``stalled``), and the digests of the CAs its charm
+        gave (``cas_given``, the last last).
 
-        Every replaced CSR counts, not only the last: Juju's agent serves
-        a peer's bag from its cache until a hook about that peer refreshes
-        it (worker/uniter/runner/context/cache.go), so a leader, one new
-        to leading above all, may answer a CSR several re-keys old. That
-        answer is lagging, not wrong, and is no reason for a warning."""
-        state = {'csr': None, 'replaced': [], 'stalled': {}, 'ca_given': None}
+        Each keeps more than the last one (earlier versions kept one digest
+        of each, folded in here). Every replaced CSR counts: Juju's agent
+        serves a peer's bag from its cache until a hook about that peer
+        refreshes it (worker/uniter/runner/context/cache.go), so a leader,
+        one new to leading above all, may answer a CSR several re-keys old;
+        that answer is lagging, not wrong, and is no reason for a warning.
+        Every CA given counts: Juju commits a hook's relation settings after
+        the hook exits, and may lose them after its unit data is saved
+        (worker/uniter/runner/context/context.go), so a leader's hook that
+        gave a new CA may be retried with the old one still published,
+        which this unit did give."""
+        state = {'csr': None, 'replaced': [], 'stalled': {}, 'cas_given': []}
         state.update(unitdata.kv().get(KV_STATE.format(self.relation_name), {}))
-        previous = state.pop('previous', None)  # the one digest earlier versions kept
-        if previous and previous not in state['replaced']:
-            state['replaced'] = [previous] + state['replaced']
+        for old, new in (('previous', 'replaced'), ('ca_given', 'cas_given')):
+            digest = state.pop(old, None)
+            if digest and digest not in state[new]:
+                state[new] = [digest] + state[new]
         return state
 
     def _save(self, state):

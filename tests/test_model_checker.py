@@ -1287,6 +1287,32 @@ def test_an_answer_to_a_csr_two_re_keys_old_is_not_warned_about(charm, tmp_path,
         run_first(unit1, 'leader-elected'), run_queued(unit2), lambda s: s.settle()])
 
 
+
+@SELF_NOTIFY
+def test_a_leader_retrying_the_start_of_a_rotation_warns_of_no_lost_ca(charm, tmp_path, self_notify):
+    """Found with lost commits. The leader's config-changed for a new CA
+    starts a rotation and loses its commit; its retry finds the old CA
+    still published. The leader remembered only the CA its charm gave
+    last, the new one, and warned that the published CA was one it never
+    gave, "was the previous CA lost?", which it had given. (The model lets
+    a leader warn of a lost CA whenever the published CA is not the one in
+    leader settings, so this checks the retry's log itself.) It remembers
+    every CA its charm gave now."""
+    leader = 'tls-example/0'
+    state = TlsModel(charm, str(tmp_path), self_notify)
+    try:
+        for step in (lambda s: s.deploy(original=False), lambda s: s.add_unit(), lambda s: s.settle(),
+                     lambda s: s.new_ca(emergency=False), lambda s: s.lose_commit(i=0),
+                     run_first(leader, 'config-changed'), run_first(leader, 'config-changed')):
+            step(state)
+        retry = state.model.history[-1]
+        assert retry.ok and retry.hook == 'config-changed', retry
+        warnings = [message for level, message in retry.logs if level == 'WARNING']
+        assert not warnings, warnings
+        state.settle()
+    finally:
+        state.teardown()
+
 @SELF_NOTIFY
 @pytest.mark.xfail(strict=True, reason='a known limitation under Juju\'s settings cache: see the docstring')
 def test_a_new_leader_with_a_stale_copy_of_a_bag_keeps_the_answer_to_its_current_csr(
