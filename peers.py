@@ -80,6 +80,10 @@ KV_STATE = 'interface-tls.{}'
 RENEW_AT = 2 / 3
 WARN_AT = 0.9
 
+# Digests a unit remembers of the CSRs it replaced and of the CAs its charm
+# gave as leader, each (see TlsPeers._state).
+MAX_DIGESTS = 32
+
 _ANSWER_KEY = re.compile('(.+)({}|{})'.format(*(re.escape(key.format(''))
                                                 for key in (CERT_KEY, CSR_DIGEST_KEY))))
 
@@ -118,8 +122,9 @@ class TlsPeers(RelationBase):
             raise ValueError(f'set_csr: {error}') from None
         state = self._state()
         if pem != state['csr']:
-            if state['csr']:
-                state['previous'] = _digest(state['csr'])
+            replaced = state['replaced'] + ([_digest(state['csr'])] if state['csr'] else [])
+            # A CSR made again (the same key and names, signed deterministically) is current.
+            state['replaced'] = [digest for digest in replaced if digest != _digest(pem)][-MAX_DIGESTS:]
             state['csr'] = pem
             for key in (KV_CERT.format(hookenv.local_unit()), KV_SERVER_CERT, KV_SERVER_CERT_EXPIRY):
                 unitdata.kv().unset(key)
@@ -260,8 +265,8 @@ class TlsPeers(RelationBase):
             _warn(_APP_BAG, key, f'no {digest_key} binds it to a CSR')
         elif certificate is None:
             _warn(_APP_BAG, digest_key, f'there is no {key} next to it')
-        elif digest == state['previous']:
-            hookenv.log(f'interface-tls: {key} answers the previous CSR; waiting for the current one',
+        elif digest in state['replaced']:
+            hookenv.log(f'interface-tls: {key} answers an earlier CSR; waiting for the current one',
                         hookenv.DEBUG)
         elif digest != _digest(state['csr']):
             _warn(_APP_BAG, digest_key, "it is not the digest of this unit's CSR")
@@ -436,13 +441,15 @@ class TlsPeers(RelationBase):
         both. The rotation keeps the units talking meanwhile."""
         published, state = self._cas_at_start(), self._state()
         if (published[CA_KEY] and pem not in (published[CA_KEY], published[CA_NEXT_KEY])
-                and state['ca_given'] not in (_ca_digest(published[CA_KEY]), _ca_digest(pem))):
+                and _ca_digest(published[CA_KEY]) not in state['cas_given']
+                and state['cas_given'][-1:] != [_ca_digest(pem)]):
             hookenv.log(f'interface-tls: the CA this leader gives (SHA-256 {_ca_digest(pem)}) is not the '
                         f'published one (SHA-256 {_ca_digest(published[CA_KEY])}), which this unit never '
                         'gave: was the previous CA lost? Rotating to it; units trust both meanwhile',
                         hookenv.WARNING)
-        if state['ca_given'] != _ca_digest(pem):
-            self._save(dict(state, ca_given=_ca_digest(pem)))
+        if state['cas_given'][-1:] != [_ca_digest(pem)]:
+            given = [digest for digest in state['cas_given'] if digest != _ca_digest(pem)]
+            self._save(dict(state, cas_given=(given + [_ca_digest(pem)])[-MAX_DIGESTS:]))
 
     def _csrs(self):
         """Valid CSRs of this unit and of every peer in relation-list."""
@@ -538,14 +545,30 @@ class TlsPeers(RelationBase):
         return rid and hookenv.relation_get(rid=rid, unit=unit or hookenv.local_unit()) or {}
 
     def _state(self):
-        """This unit's bookkeeping: the ``csr`` the charm gave, the digest of
-        the ``previous`` one (to tell a lagging answer from a wrong one), and
-        on the leader the notAfter of renewals that did not move it on, by
-        unit (``stalled``), the digest of the CA its charm last gave
-        (``ca_given``), and the CA roles as it last saw or published them
-        (``cas``, see _cas_at_start)."""
-        state = {'csr': None, 'previous': None, 'stalled': {}, 'ca_given': None, 'cas': {}}
+        """This unit's bookkeeping: the ``csr`` the charm gave, the digests
+        of the ones it ``replaced`` (to tell a lagging answer from a wrong
+        one), on the leader the notAfter of renewals that did not move it
+        on, by unit (``stalled``), and the digests of the CAs its charm gave
+        (``cas_given``, the last last), and the CA roles as it last saw or
+        published them (``cas``, see _cas_at_start).
+
+        Each list keeps more than the last one (earlier versions kept one
+        digest of each, folded in here). Every replaced CSR counts: Juju's
+        agent serves a peer's bag from its cache until a hook about that
+        peer refreshes it (worker/uniter/runner/context/cache.go), so a
+        leader, one new to leading above all, may answer a CSR several
+        re-keys old; that answer is lagging, not wrong, and is no reason for
+        a warning. Every CA given counts: Juju commits a hook's relation
+        settings after the hook exits, and may lose them after its unit data
+        is saved (worker/uniter/runner/context/context.go), so a leader's
+        hook that gave a new CA may be retried with the old one still
+        published, which this unit did give."""
+        state = {'csr': None, 'replaced': [], 'stalled': {}, 'cas_given': [], 'cas': {}}
         state.update(unitdata.kv().get(KV_STATE.format(self.relation_name), {}))
+        for old, new in (('previous', 'replaced'), ('ca_given', 'cas_given')):
+            digest = state.pop(old, None)
+            if digest and digest not in state[new]:
+                state[new] = [digest] + state[new]
         return state
 
     def _save(self, state):
