@@ -149,9 +149,12 @@ class TlsPeers(RelationBase):
         _require_leader('set_cert')
         if self._relation_id() is None:
             raise ValueError(f'set_cert: relation {self.relation_name} is not available in this hook')
-        csr = self._csrs().get(unit_name)
-        if csr is None:
-            raise ValueError(f'set_cert: {unit_name!r} has no valid CSR on relation {self.relation_name}')
+        csrs = self._csrs()
+        csr = csrs.get(unit_name)
+        if csr is None:  # name the candidates: a typo is the likeliest cause
+            raise ValueError(f'set_cert: {unit_name!r} has no valid CSR on relation {self.relation_name}; '
+                             f"units with one: {', '.join(sorted(csrs)) or 'none'} (unit names are "
+                             '<application>/<number>)')
         try:
             pem = _checked_cert(certificate, csr, self._cas().values())
         except ValueError as error:

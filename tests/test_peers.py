@@ -636,11 +636,12 @@ def test_set_cert_refuses_a_non_leader(make):
         drv.call('drv/1', 'set_cert', 'drv/1', cert)
 
 
-def test_set_cert_refuses_an_unknown_unit(make):
+@pytest.mark.parametrize('name', ['drv/9', 'drv-1'])
+def test_set_cert_refuses_an_unknown_unit_and_names_the_units_it_knows(make, name):
     drv = make(units=2, sign=False)
     cert = pki.sign(drv.ca, drv.model.bag('drv/1')[CSR_KEY])
-    with pytest.raises(ValueError, match='no valid CSR'):
-        drv.call('drv/0', 'set_cert', 'drv/9', cert)
+    with pytest.raises(ValueError, match='set_cert: .*no valid CSR.*drv/0, drv/1 .*<application>/<number>'):
+        drv.call('drv/0', 'set_cert', name, cert)
 
 
 @pytest.mark.parametrize('what', ['csr', 'text', 'private key'])
