@@ -3,18 +3,27 @@ certificates signed by their leader.
 
 The layer carries CSRs, certificates and the CA certificate between units.
 It never makes keys and never signs: the charm layer does both, with
-whatever PKI tool it likes. README.md documents the states, the methods and
-the wire format; the constants below are the single place each name lives.
+whatever PKI tool it likes. README.md documents the states and the methods,
+docs/design.md the wire format; the constants below are the single place
+each name lives.
 
 Design: each unit publishes its CSR in its own bag; the leader publishes
 the CA and its answers in the application bag, which only the leader can
-write and which outlives any one leader. ``_hook_start`` takes this unit's
-certificate from there and sets the states before any handler runs; the
-charm's calls change local state only; ``_hook_end`` writes what changed.
+write and which outlives any one leader. Each hook reads, decides, acts:
+
+* read: ``_read`` takes the relation in once, at hook start, into a
+  ``Snapshot`` (every bag value validated and every PEM parsed once, the
+  clock read once);
+* decide: ``decide(snapshot, inputs)``, a plain function, says what this
+  unit trusts and takes, what waits for the leader's charm, and what each
+  bag should hold; the charm's ``set_csr``, ``set_cert`` and ``set_ca``
+  change the ``Inputs`` and decide again;
+* act: ``_Hook.start`` delivers and sets the states before any handler
+  runs; ``_Hook.write`` writes the bags' differences when the hook ends.
 """
-import hashlib
 import re
 import time
+from typing import NamedTuple, Optional
 
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import RelationBase, scopes
@@ -22,29 +31,9 @@ from charms.reactive.flags import clear_flag, is_flag_set, set_flag
 from charms.reactive.relations import Conversation
 
 try:  # in a charm, hooks/relations/tls/ is a package: relations.tls.peers
-    from .pem import (
-        CERT_LABEL,
-        CSR_LABEL,
-        _issued_by,
-        _names,
-        _normalize,
-        _pem,
-        _pem_ders,
-        _public_key,
-        _validity,
-    )
+    from . import pem
 except ImportError:  # the module alone, as the tests import it
-    from pem import (
-        CERT_LABEL,
-        CSR_LABEL,
-        _issued_by,
-        _names,
-        _normalize,
-        _pem,
-        _pem_ders,
-        _public_key,
-        _validity,
-    )
+    import pem
 
 INTERFACE = 'tls'
 
@@ -56,13 +45,15 @@ CERT_AVAILABLE = 'signed certificate available'
 # Relation keys. Every unit writes CSR_KEY in its own bag, and CA_ACK_KEY
 # there during a CA rotation; the leader writes the others in the
 # application bag: the CA answers are issued under, during a rotation the
-# next one, after it the one it replaced (until that expires).
+# next one, after it the one it replaced (until that expires), and the
+# number of rotations started, which an acknowledgement names.
 CSR_KEY = 'csr'
 CA_ACK_KEY = 'ca_ack'
 CA_KEY = 'ca'
 CA_NEXT_KEY = 'ca_next'
 CA_PREVIOUS_KEY = 'ca_previous'
 CA_KEYS = (CA_KEY, CA_NEXT_KEY, CA_PREVIOUS_KEY)
+CA_ROUND_KEY = 'ca_round'
 CERT_KEY = '{}_signed_certificate'
 CSR_DIGEST_KEY = '{}_csr_sha256'
 
@@ -81,18 +72,14 @@ RENEW_AT = 2 / 3
 WARN_AT = 0.9
 
 # Digests a unit remembers of the CSRs it replaced and of the CAs its charm
-# gave as leader, each (see TlsPeers._state).
+# gave as leader, each (see _load_state).
 MAX_DIGESTS = 32
 
 _ANSWER_KEY = re.compile('(.+)({}|{})'.format(*(re.escape(key.format(''))
                                                 for key in (CERT_KEY, CSR_DIGEST_KEY))))
-
-# Answers set_cert() made in this hook, {relation name: {unit: (certificate,
-# CSR digest)}}, and the CA set_ca() gave, {relation name: (CA, emergency)},
-# until _hook_end publishes them. A hook is one process: a failed hook loses
-# them, as Juju loses its relation writes.
-_unpublished = {}
-_requested_ca = {}
+_ROUND = re.compile('[0-9]{1,12}')
+# Where the leader's answers are, as warnings name it.
+_APP_BAG = 'the application bag'
 
 
 class TlsPeers(RelationBase):
@@ -116,28 +103,26 @@ class TlsPeers(RelationBase):
         certificate for the old key is withdrawn until the leader answers.
         ValueError unless ``csr`` holds exactly one CSR with a key a CA will
         echo back; a private key is refused before anything is stored."""
-        try:
-            pem = _normalize(csr, CSR_LABEL)
-        except ValueError as error:
-            raise ValueError(f'set_csr: {error}') from None
-        state = self._state()
-        if pem != state['csr']:
-            replaced = state['replaced'] + ([_digest(state['csr'])] if state['csr'] else [])
+        new = _parsed('set_csr', _request, csr)
+        hook = _hook(self.relation_name)
+        old, state = hook.inputs.csr, dict(hook.inputs.state)
+        if old is None or new.pem != old.pem:
+            replaced = state['replaced'] + ([old.digest] if old else [])
             # A CSR made again (the same key and names, signed deterministically) is current.
-            state['replaced'] = [digest for digest in replaced if digest != _digest(pem)][-MAX_DIGESTS:]
-            state['csr'] = pem
+            state['replaced'] = [digest for digest in replaced if digest != new.digest][-MAX_DIGESTS:]
+            state['csr'] = new.pem
             for key in (KV_CERT.format(hookenv.local_unit()), KV_SERVER_CERT, KV_SERVER_CERT_EXPIRY):
                 unitdata.kv().unset(key)
-            self._save(state)
-        self._update_states()
+            hook.change(csr=new, state=state, held=None)
+        hook.update_states()
 
     def get_csr_map(self):
-        """On the leader, ``{unit_name: csr_pem}`` of the CSRs still waiting
-        for a certificate (the leader's own included); ``{}`` elsewhere and
+        """On the leader, ``{unit_name: csr_pem}`` of the CSRs waiting for a
+        certificate (the leader's own included): new, re-keyed, due for
+        renewal, or to be answered under a new CA. ``{}`` elsewhere and
         where the relation cannot be used."""
-        if not _is_leader() or self._relation_id() is None:
-            return {}
-        return self._pending()
+        hook = _hook(self.relation_name)
+        return {unit: csr.pem for unit, csr in hook.decision.pending.items()}
 
     def set_cert(self, unit_name, certificate):
         """On the leader, answer ``unit_name``'s current CSR with
@@ -145,26 +130,30 @@ class TlsPeers(RelationBase):
         once; all answers of a hook are published when it ends. ValueError
         on a non-leader, where the relation cannot be used, for a unit with
         no valid CSR, for anything but certificates for the CSR's key, and
-        for one issued by none of the CAs (_cas) once there is one."""
+        for one issued by none of the CAs published or being rotated to."""
         _require_leader('set_cert')
-        if self._relation_id() is None:
+        hook = _hook(self.relation_name)
+        if not hook.usable:
             raise ValueError(f'set_cert: relation {self.relation_name} is not available in this hook')
-        csrs = self._csrs()
+        csrs = _csrs(hook.snapshot, hook.inputs)
         csr = csrs.get(unit_name)
         if csr is None:  # name the candidates: a typo is the likeliest cause
             raise ValueError(f'set_cert: {unit_name!r} has no valid CSR on relation {self.relation_name}; '
                              f"units with one: {', '.join(sorted(csrs)) or 'none'} (unit names are "
                              '<application>/<number>)')
         try:
-            pem = _checked_cert(certificate, csr, self._cas().values())
+            answer = _checked(_certificates(certificate), csr, _roles(hook.decision.cas))
         except ValueError as error:
             raise ValueError(f'set_cert: certificate for {unit_name}: {error}') from None
-        self._warn_if_it_outlives_its_ca(unit_name, pem)
-        self._note_stalled_renewal(unit_name, csr, pem)
-        _unpublished.setdefault(self.relation_name, {})[unit_name] = (pem, _digest(csr))
-        if unit_name == hookenv.local_unit():
-            self._deliver(pem)
-        self._update_states()
+        _warn_if_it_outlives_its_ca(unit_name, answer, hook.decision.cas)
+        made = dict(hook.inputs.made, **{unit_name: (answer, csr.digest)})
+        own = unit_name == hookenv.local_unit()
+        hook.change(made=made, state=_stalled(hook, unit_name, csr, answer),
+                    held=answer if own else hook.inputs.held)
+        if own:
+            _deliver(answer)
+            _raise_available(self.relation_name)
+        hook.update_states()
 
     def get_signed_cert(self):
         """This unit's certificate for its current CSR, or None."""
@@ -184,14 +173,11 @@ class TlsPeers(RelationBase):
         between units until each has its new certificate. ValueError on a
         non-leader and for anything but certificates."""
         _require_leader('set_ca')
-        try:
-            pem = _normalize(ca, CERT_LABEL, many=True)
-        except ValueError as error:
-            raise ValueError(f'set_ca: {error}') from None
-        self._warn_if_the_ca_was_lost(pem)
-        _requested_ca[self.relation_name] = (pem, emergency)
-        self._take_ca()
-        self._update_states()
+        given = _parsed('set_ca', _certificates, ca)
+        hook = _hook(self.relation_name)
+        hook.change(requested=(given, emergency), state=_given(hook, given))
+        hook.take_trust()
+        hook.update_states()
 
     def get_ca(self):
         """The CA certificate(s) this unit trusts, as the leader published
@@ -203,383 +189,487 @@ class TlsPeers(RelationBase):
         UTC), or None."""
         return unitdata.kv().get(KV_CA_EXPIRY)
 
-    # Every hook, before the charm's handlers ------------------------------
 
-    def _reconcile(self):
-        """Bring this unit up to date with the relation; set the states."""
-        if self._relation_id() is not None:
-            self._adopt_published_csr()
-            self._warn_about_answers_in_the_remote_bag()
-            self._take_ca(warn=True)
-            self._take_certificate()
-            self._warn_if_expiring()
-        self._update_states()
+# Read ---------------------------------------------------------------------
 
-    def _adopt_published_csr(self):
-        """Take over a CSR published before this layer kept state (by the
-        original layer), so the charm is not asked to re-key for nothing."""
-        state = self._state()
-        if state['csr']:
-            return
-        found = self._unit_bag().get(CSR_KEY)
-        try:
-            state['csr'] = _normalize(found, CSR_LABEL)
-        except ValueError:
-            return
-        self._save(state)  # _publish puts it back in normal form if it is not
+class Snapshot(NamedTuple):
+    """What a hook reads of one relation, once, at its start."""
+    unit: str
+    leader: bool
+    now: float  # the clock, read once
+    hook: str
+    app: dict  # the application bag as read
+    bag: dict  # this unit's bag as read
+    cas: dict  # CA roles of the application bag (_read_cas), and CA_ROUND_KEY
+    answers: dict  # {unit: (Certificates or None, CSR digest or None)} of the application bag
+    csrs: dict  # on the leader, {peer: Request} of the valid CSRs of the peers in relation-list
+    acks: dict  # on the leader, {peer: its ca_ack or None}
+    live: object  # () -> the units goal-state lists alive, asked only when needed
 
-    def _warn_about_answers_in_the_remote_bag(self):
-        """Log answers for this unit in the bag of the unit this hook is
-        about: a forgery, or the original layer's leader. Answers are only
-        ever taken from the application bag."""
-        remote, me = hookenv.remote_unit(), hookenv.local_unit()
-        if not remote or hookenv.relation_type() != self.relation_name:
-            return
-        for key in (CERT_KEY.format(me), CSR_DIGEST_KEY.format(me)) + CA_KEYS:
-            if self._unit_bag(remote).get(key):
-                _warn(remote, key, 'certificates are taken only from the application bag, '
-                      'which only the leader writes')
 
-    def _take_ca(self, warn=False):
-        """Trust every CA of _cas(). A change of trust raises ``signed
-        certificate available`` anew while this unit holds a certificate: a
-        charm that cleared it must still write its new ca.pem."""
-        cas = self._cas(warn)
-        bundle = _pem(CERT_LABEL, list(dict.fromkeys(der for key in CA_KEYS if cas[key]
-                                                     for der in _pem_ders(cas[key], CERT_LABEL, True))))
-        if bundle and bundle != unitdata.kv().get(KV_CA):
-            _store_ca(bundle)
-            if self.get_signed_cert():
-                self._raise_available()
+class Inputs(NamedTuple):
+    """What this unit knows besides the relation, and the charm's calls
+    change: its CSR, its bookkeeping (_load_state), the answers set_cert
+    made in this hook ({unit: (Certificates, CSR digest)}), the CA set_ca
+    gave ((Certificates, emergency) or None), the certificate it holds."""
+    csr: Optional[pem.Request]
+    state: dict
+    made: dict
+    requested: Optional[tuple]
+    held: Optional[pem.Certificates]
 
-    def _take_certificate(self):
-        """Deliver this unit's certificate from the application bag if it
-        answers its current CSR with the CSR's key; say why not otherwise."""
-        me = hookenv.local_unit()
-        key, digest_key = CERT_KEY.format(me), CSR_DIGEST_KEY.format(me)
-        published = self._published()
-        certificate, digest = published.get(key), published.get(digest_key)
-        if not (certificate or digest):
-            return
-        state = self._state()
-        if not state['csr']:
-            _warn(_APP_BAG, key, 'this unit has published no CSR')
-        elif digest is None:
-            _warn(_APP_BAG, key, f'no {digest_key} binds it to a CSR')
-        elif certificate is None:
-            _warn(_APP_BAG, digest_key, f'there is no {key} next to it')
-        elif digest in state['replaced']:
-            hookenv.log(f'interface-tls: {key} answers an earlier CSR; waiting for the current one',
-                        hookenv.DEBUG)
-        elif digest != _digest(state['csr']):
-            _warn(_APP_BAG, digest_key, "it is not the digest of this unit's CSR")
-        else:
-            try:
-                pem = _checked_cert(certificate, state['csr'], self._cas().values())
-            except ValueError as error:
-                _warn(_APP_BAG, key, error)
-                return
-            if pem != self.get_signed_cert():
-                self._deliver(pem)
 
-    def _deliver(self, pem):
-        """Store this unit's new certificate and raise ``signed certificate
-        available`` anew, so its handlers run again even if it was raised."""
-        me = hookenv.local_unit()
-        unitdata.kv().set(KV_CERT.format(me), pem)
-        unitdata.kv().set(KV_SERVER_CERT, pem)
-        unitdata.kv().set(KV_SERVER_CERT_EXPIRY, _iso(_expiry(pem)))
-        hookenv.log(f'interface-tls: certificate for {me} delivered', hookenv.INFO)
-        self._raise_available()
+def _read(relation_name):
+    """The Snapshot and the Inputs of this hook on ``relation_name``;
+    WARNINGs about whatever in the bags is not taken, once per hook."""
+    state, unit = _load_state(relation_name), hookenv.local_unit()
+    held = _valid(unitdata.kv().get(KV_CERT.format(unit)), _certificates)
+    csr = _valid(state['csr'], _request)
+    rid = _relation_id(relation_name)
+    if rid is None:
+        return (Snapshot(unit, False, time.time(), hookenv.hook_name(), {}, {}, _read_cas({}, state, False),
+                         {}, {}, {}, set), Inputs(csr, state, {}, None, held))
+    leader, app = _is_leader(), hookenv.relation_get(rid=rid, app=hookenv.application_name()) or {}
+    bag = hookenv.relation_get(rid=rid, unit=unit) or {}
+    if csr is None:  # published before this layer kept state (by the original layer)
+        csr = _valid(bag.get(CSR_KEY), _request)
+        state = dict(state, csr=csr and csr.pem)
+    _warn_about_answers_in_the_remote_bag(relation_name, rid, unit)
+    answers = {}
+    for key in app:
+        owner = _answer_unit(key)
+        if owner in answers or owner is None or not (leader or owner == unit):
+            continue
+        answer, digest = app.get(CERT_KEY.format(owner)), app.get(CSR_DIGEST_KEY.format(owner))
+        answers[owner] = (_valid(answer, _certificates, CERT_KEY.format(owner)), digest)
+    csrs, acks = {}, {}
+    for peer in hookenv.related_units(rid) if leader else ():
+        their = hookenv.relation_get(rid=rid, unit=peer) or {}
+        csrs[peer] = _valid(their.get(CSR_KEY), _request, CSR_KEY, peer)
+        acks[peer] = their.get(CA_ACK_KEY)
+    return (Snapshot(unit, leader, time.time(), hookenv.hook_name(), app, bag, _read_cas(app, state, True),
+                     answers, {peer: csr for peer, csr in csrs.items() if csr}, acks, _live_in_goal_state),
+            Inputs(csr, state, {}, None, held))
 
-    def _raise_available(self):
-        self._toggle(CERT_AVAILABLE, False)
-        self._toggle(CERT_AVAILABLE, True)
 
-    def _warn_if_expiring(self):
-        """Say so while this unit's certificate is in the last tenth of its
-        lifetime: the leader renews from two thirds on, so none is coming
-        (the leader is down, or its charm does not sign what is listed)."""
-        pem = self.get_signed_cert()
-        if pem and _lifetime_passed(pem) >= WARN_AT:
-            hookenv.log(f'interface-tls: the certificate of {hookenv.local_unit()} expires at '
-                        f'{self.get_signed_cert_expiry()} and no renewal has come', hookenv.WARNING)
+def _read_cas(app, state, warn):
+    """The CA roles the application bag holds, ``{CA key: Certificates or
+    None}`` and ``{CA_ROUND_KEY: int}``; for a key that holds junk (or
+    ``ca`` deleted) what this unit recorded for it when its last hook ended
+    (``state['cas']``): an operator's write changes no unit's trust, and a
+    leader republishes its record."""
+    recorded, cas = state['cas'], {}
+    for key in CA_KEYS:
+        cas[key] = _valid(app.get(key), _certificates, key if warn else None)
+        if cas[key] is None and (app.get(key) or key == CA_KEY):
+            cas[key] = _valid(recorded.get(key), _certificates)
+    value = app.get(CA_ROUND_KEY)
+    if value and not _ROUND.fullmatch(str(value)) and warn:
+        _warn(_APP_BAG, CA_ROUND_KEY, 'it is not a number')
+    cas[CA_ROUND_KEY] = int(value if _ROUND.fullmatch(str(value or '')) else recorded.get(CA_ROUND_KEY, 0))
+    return cas
 
-    def _update_states(self):
+
+def _warn_about_answers_in_the_remote_bag(relation_name, rid, unit):
+    """Log answers for this unit in the bag of the unit this hook is
+    about: a forgery, or the original layer's leader. Answers are only
+    ever taken from the application bag."""
+    remote = hookenv.remote_unit()
+    if not remote or hookenv.relation_type() != relation_name:
+        return
+    theirs = hookenv.relation_get(rid=rid, unit=remote) or {}
+    for key in (CERT_KEY.format(unit), CSR_DIGEST_KEY.format(unit)) + CA_KEYS:
+        if theirs.get(key):
+            _warn(remote, key, 'certificates are taken only from the application bag, '
+                  'which only the leader writes')
+
+
+def _load_state(relation_name):
+    """This unit's bookkeeping: the ``csr`` the charm gave, the digests
+    of the ones it ``replaced`` (to tell a lagging answer from a wrong
+    one), on the leader the notAfter of renewals that did not move it
+    on, by unit (``stalled``), and the digests of the CAs its charm gave
+    (``cas_given``, the last last), and the CA roles as it last saw or
+    published them (``cas``, see _read_cas).
+
+    Each list keeps more than the last one (earlier versions kept one
+    digest of each, folded in here). Every replaced CSR counts: Juju's
+    agent serves a peer's bag from its cache until a hook about that
+    peer refreshes it (worker/uniter/runner/context/cache.go), so a
+    leader, one new to leading above all, may answer a CSR several
+    re-keys old; that answer is lagging, not wrong, and is no reason for
+    a warning. Every CA given counts: Juju commits a hook's relation
+    settings after the hook exits, and may lose them after its unit data
+    is saved (worker/uniter/runner/context/context.go), so a leader's
+    hook that gave a new CA may be retried with the old one still
+    published, which this unit did give."""
+    state = {'csr': None, 'replaced': [], 'stalled': {}, 'cas_given': [], 'cas': {}}
+    state.update(unitdata.kv().get(KV_STATE.format(relation_name), {}))
+    for old, new in (('previous', 'replaced'), ('ca_given', 'cas_given')):
+        digest = state.pop(old, None)
+        if digest and digest not in state[new]:
+            state[new] = [digest] + state[new]
+    return state
+
+
+# Decide -------------------------------------------------------------------
+
+class Decision(NamedTuple):
+    """What a hook does, from its Snapshot and Inputs (decide)."""
+    cas: dict  # the CA roles when the hook ends, as in Snapshot.cas
+    trust: Optional[str]  # the CA certificates to trust, PEM
+    take: Optional[pem.Certificates]  # a certificate to deliver from the application bag
+    notes: tuple  # (level, message) to log, once per hook
+    pending: dict  # on the leader, {unit: Request} of the CSRs waiting for the charm
+    bag: dict  # changes to this unit's bag
+    app: dict  # on the leader, changes to the application bag
+
+
+def decide(snapshot, inputs):
+    """What this unit trusts and takes, what waits on the leader, and what
+    the bags should hold when the hook ends: a function of its arguments
+    alone."""
+    cas = _plan(snapshot, inputs.requested) if snapshot.leader else snapshot.cas
+    take, notes = _own_answer(snapshot, inputs, cas)
+    pending, app = {}, {}
+    if snapshot.leader:
+        pending, app = _pending(snapshot, inputs, cas), _app_changes(snapshot, inputs, cas)
+    if inputs.held and _lifetime_passed(inputs.held, snapshot.now) >= WARN_AT:
+        notes += ((hookenv.WARNING, f'the certificate of {snapshot.unit} expires at '
+                   f'{_iso(_expiry(inputs.held))} and no renewal has come'),)
+    return Decision(cas, _trust(cas), take, notes, pending, _bag_changes(snapshot, inputs, cas), app)
+
+
+def _plan(snapshot, requested):
+    """The CA roles the leader publishes, from the application bag's and
+    this hook's set_ca(): the rotation's steps (docs/design.md, "CA
+    rotation"). A rotation started counts one more round."""
+    plan = dict(snapshot.cas)
+    if requested:
+        given, emergency = requested
+        if emergency or not plan[CA_KEY]:
+            plan.update({CA_KEY: given, CA_NEXT_KEY: None, CA_PREVIOUS_KEY: None})
+        elif given == plan[CA_KEY]:
+            plan[CA_NEXT_KEY] = None
+        elif given != plan[CA_NEXT_KEY]:
+            plan.update({CA_NEXT_KEY: given, CA_ROUND_KEY: plan[CA_ROUND_KEY] + 1})
+    if plan[CA_NEXT_KEY] and _trusted_everywhere(snapshot, _transition(plan)):
+        plan.update({CA_KEY: plan[CA_NEXT_KEY], CA_NEXT_KEY: None, CA_PREVIOUS_KEY: plan[CA_KEY]})
+    if plan[CA_PREVIOUS_KEY] and _ca_expiry(plan[CA_PREVIOUS_KEY]) <= snapshot.now:
+        plan[CA_PREVIOUS_KEY] = None
+    return plan
+
+
+def _trusted_everywhere(snapshot, transition):
+    """Whether every peer acknowledges ``transition`` (took its CAs into
+    its trust, and said so in its bag): each in relation-list, and
+    goal-state, asked only then, lists no live unit this leader has yet
+    to meet (a new leader may lead before its -relation-joined hooks)."""
+    if any(ack != transition for ack in snapshot.acks.values()):
+        return False
+    return snapshot.live() <= set(snapshot.acks) | {snapshot.unit}
+
+
+def _own_answer(snapshot, inputs, cas):
+    """The certificate the application bag holds for this unit, if it
+    answers its current CSR with the CSR's key under a CA it trusts and
+    is not the one it holds; and why not, as notes."""
+    key, digest_key = CERT_KEY.format(snapshot.unit), CSR_DIGEST_KEY.format(snapshot.unit)
+    answer, digest = snapshot.answers.get(snapshot.unit, (None, None))
+    if not (snapshot.app.get(key) or digest):
+        return None, ()
+    if not inputs.csr:
+        return None, _ignored(key, 'this unit has published no CSR')
+    if digest is None:
+        return None, _ignored(key, f'no {digest_key} binds it to a CSR')
+    if answer is None:  # junk was warned about as it was read
+        return None, () if snapshot.app.get(key) else _ignored(digest_key, f'there is no {key} next to it')
+    if digest in inputs.state['replaced']:
+        return None, ((hookenv.DEBUG, f'{key} answers an earlier CSR; waiting for the current one'),)
+    if digest != inputs.csr.digest:
+        return None, _ignored(digest_key, "it is not the digest of this unit's CSR")
+    try:
+        answer = _checked(answer, inputs.csr, _roles(cas))
+    except ValueError as error:
+        return None, _ignored(key, error)
+    return (answer if not inputs.held or answer.pem != inputs.held.pem else None), ()
+
+
+def _pending(snapshot, inputs, cas):
+    """The CSRs (``{unit: Request}``) with no answer that holds: made in
+    this hook, or published for the same CSR, with the CSR's key, under
+    the CA this leader publishes, and not yet due. None while a unit may
+    not trust the CA they would be issued under."""
+    if cas[CA_NEXT_KEY]:
+        return {}
+    new_ca = bool(cas[CA_KEY]) and cas[CA_KEY] != snapshot.cas[CA_KEY]
+    made = {unit: digest for unit, (_, digest) in inputs.made.items()}
+    return {unit: csr for unit, csr in _csrs(snapshot, inputs).items()
+            if made.get(unit) != csr.digest and (new_ca or not _answered(snapshot, inputs, unit, csr, cas))}
+
+
+def _answered(snapshot, inputs, unit, csr, cas):
+    """Whether the application bag answers ``unit``'s ``csr`` under the
+    issuing CA with a certificate not yet due: past RENEW_AT of its
+    lifetime (or expired), unless a renewal gave no later notAfter."""
+    answer = _published_answer(snapshot, unit, csr, [cas[CA_KEY]])
+    due = answer and _lifetime_passed(answer, snapshot.now) >= RENEW_AT
+    return bool(answer) and not (due and inputs.state['stalled'].get(unit) != _expiry(answer))
+
+
+def _published_answer(snapshot, unit, csr, cas):
+    """The certificate the application bag holds for ``unit`` if it
+    answers ``csr`` (digest, public key) under one of ``cas``, else None."""
+    answer, digest = snapshot.answers.get(unit, (None, None))
+    if answer is None or digest != csr.digest:
+        return None
+    try:
+        return _checked(answer, csr, cas)
+    except ValueError:
+        return None
+
+
+def _csrs(snapshot, inputs):
+    """The valid CSRs of this unit and of every peer in relation-list."""
+    return dict(snapshot.csrs, **({snapshot.unit: inputs.csr} if inputs.csr else {}))
+
+
+def _bag_changes(snapshot, inputs, cas):
+    """This unit's CSR if its bag does not hold it (new, or overwritten by
+    an operator); during a rotation the acknowledgement that this unit
+    trusts the next CA, so that a leader (this one too, should leadership
+    move) knows when every unit does, withdrawn once this unit no longer
+    trusts the CA it names; after an upgrade, the original layer's answers
+    in this unit's bag, where every follower warns about them."""
+    changes = {}
+    if inputs.csr and inputs.csr.pem != snapshot.bag.get(CSR_KEY):
+        changes[CSR_KEY] = inputs.csr.pem
+    ack = _transition(cas) or snapshot.bag.get(CA_ACK_KEY)
+    if ack and ack.rpartition(':')[2] not in {ca.digest for ca in _roles(cas) if ca}:
+        ack = None
+    if ack != snapshot.bag.get(CA_ACK_KEY):
+        changes[CA_ACK_KEY] = ack
+    if snapshot.hook == 'upgrade-charm':
+        changes.update((key, None) for key in snapshot.bag if _answer_unit(key) or key == CA_KEY)
+    return changes
+
+
+def _app_changes(snapshot, inputs, cas):
+    """The application bag's changes: the CA roles, this hook's answers,
+    and removals (earlier answers once the CA changes, units gone)."""
+    wanted = {key: cas[key].pem for key in CA_KEYS if cas[key]}
+    if cas[CA_ROUND_KEY]:
+        wanted[CA_ROUND_KEY] = str(cas[CA_ROUND_KEY])
+    if not cas[CA_KEY] or cas[CA_KEY] == snapshot.cas[CA_KEY]:
+        live = _live_units(snapshot)
+        wanted.update((key, value) for key, value in snapshot.app.items() if _answer_unit(key) in live)
+    for unit, (answer, digest) in inputs.made.items():
+        wanted.update({CERT_KEY.format(unit): answer.pem, CSR_DIGEST_KEY.format(unit): digest})
+    changes = {key: value for key, value in wanted.items() if snapshot.app.get(key) != value}
+    changes.update((key, None) for key in snapshot.app if key not in wanted)
+    return changes
+
+
+def _live_units(snapshot):
+    """This unit, its peers, and the units the application bag answers
+    that this leader has not met yet: relation-list names neither those
+    nor units that left, so goal-state, asked only then, tells them apart
+    (a unit that leaves is dying, then gone)."""
+    live = set(snapshot.acks) | {snapshot.unit}
+    unmet = {_answer_unit(key) for key in snapshot.app} - live - {None}
+    return live | (unmet & snapshot.live()) if unmet else live
+
+
+def _transition(cas):
+    """What a unit acknowledges a rotation with (``ca_ack``): its round and
+    the SHA-256 of the issuing CA and of the next, so that it means nothing
+    for another rotation, nor for the same one started again."""
+    if cas[CA_KEY] and cas[CA_NEXT_KEY]:
+        return f'{cas[CA_ROUND_KEY]}:{cas[CA_KEY].digest}:{cas[CA_NEXT_KEY].digest}'
+
+
+def _trust(cas):
+    """The CA certificates of every role, each once, as one PEM bundle."""
+    ders = [cert.der for ca in _roles(cas) if ca for cert in ca.certs]
+    return pem._pem(pem.CERT_LABEL, list(dict.fromkeys(ders))) or None
+
+
+def _roles(cas):
+    """The CAs of ``cas`` (CA_KEYS, each Certificates or None), in order."""
+    return [cas[key] for key in CA_KEYS]
+
+
+def _checked(answer, csr, cas):
+    """``answer`` (Certificates, leaf first, then any chain) if its leaf
+    carries the public key of ``csr`` and, if any of ``cas`` (Certificates
+    or None) is given, was issued by one, or by a certificate of the chain
+    that one issued; ValueError otherwise."""
+    leaf, issuers = answer.certs[0], [cert for ca in cas if ca for cert in ca.certs]
+    if leaf.key != csr.key:
+        raise ValueError('its public key is not the one in the CSR it answers')
+    issued = leaf
+    for _ in answer.certs:  # up the chain that follows the leaf, to one of the CAs
+        if not issuers or any(pem.issued_by(issued, ca) for ca in issuers):
+            return answer
+        issued = next((cert for cert in answer.certs[1:] if pem.issued_by(issued, cert)), leaf)
+    raise ValueError('its issuer is none of the CAs published or being rotated to')
+
+
+def _ignored(key, reason, writer=_APP_BAG):
+    """A note that ``key`` from ``writer`` is not taken, and why."""
+    return ((hookenv.WARNING, f'ignored {key!r} from {writer}: {reason}'),)
+
+
+# Act ----------------------------------------------------------------------
+
+class _Hook:
+    """One hook on one relation: its Snapshot, the Inputs the charm's
+    calls change, and the Decision from both, decided again on each."""
+
+    def __init__(self, relation_name):
+        self.relation_name = relation_name
+        self.usable = _relation_id(relation_name) is not None
+        self.snapshot, self.inputs = _read(relation_name)
+        self.decision = decide(self.snapshot, self.inputs)
+
+    def change(self, **inputs):
+        self.inputs = self.inputs._replace(**inputs)
+        self.decision = decide(self.snapshot, self.inputs)
+
+    def start(self):
+        """Before the charm's handlers: log the notes, take the trust and
+        this unit's certificate, set the states."""
+        for level, message in self.decision.notes:
+            hookenv.log(f'interface-tls: {message}', level)
+        if self.usable:
+            self.take_trust()
+            if self.decision.take:
+                _deliver(self.decision.take)
+                self.change(held=self.decision.take)
+                _raise_available(self.relation_name)
+        self.update_states()
+
+    def take_trust(self):
+        """Trust the decided CAs. A change of trust raises ``signed
+        certificate available`` anew while this unit holds a certificate:
+        a charm that cleared it must still write its new ca.pem."""
+        trust = self.decision.trust
+        if trust and trust != unitdata.kv().get(KV_CA):
+            unitdata.kv().set(KV_CA, trust)
+            cas = self.decision.cas
+            unitdata.kv().set(KV_CA_EXPIRY, _iso(min(_ca_expiry(ca) for ca in _roles(cas) if ca)))
+            if self.inputs.held:
+                _raise_available(self.relation_name)
+
+    def update_states(self):
         if _relation_refused():
             return  # nothing is known here; the states stay as the last hook left them
-        in_relation = self._relation_id() is not None
-        self._toggle(CREATE_CSR, in_relation and not self._state()['csr'])
-        self._toggle(SIGN_CSR, in_relation and _is_leader() and bool(self._pending()))
-        # Raised by _deliver. A charm that clears it (as the original's
+        held = self.usable and bool(self.inputs.held)
+        _toggle(self.relation_name, CREATE_CSR, self.usable and not self.inputs.csr)
+        _toggle(self.relation_name, SIGN_CSR, self.usable and bool(self.decision.pending))
+        # Raised on delivery. A charm that clears it (as the original's
         # consumers do) runs its copy and restart handlers once per
-        # certificate, not once per hook.
-        held = in_relation and bool(self.get_signed_cert())
-        self._toggle(CERT_AVAILABLE, held and is_flag_set(CERT_AVAILABLE))
+        # certificate or trust, not once per hook.
+        _toggle(self.relation_name, CERT_AVAILABLE, held and is_flag_set(CERT_AVAILABLE))
 
-    def _toggle(self, flag, active):
-        """Set ``flag`` bound to this relation's conversation, or clear it;
-        written whole, so flags the original layer bound to per-unit
-        conversations are replaced."""
-        if active:
-            set_flag(flag, {'relation': self.relation_name,
-                            'conversations': [self._conversations[0].key]})
-        elif is_flag_set(flag):
-            clear_flag(flag)
-
-    # On the leader ---------------------------------------------------------
-
-    def _pending(self):
-        """The CSRs (``{unit: csr}``) with no answer that still holds: made
-        in this hook, or published for the same CSR, with the CSR's key,
-        under the CA this leader publishes."""
-        if self._cas()[CA_NEXT_KEY]:
-            return {}  # nothing is issued while a unit may not trust the CA it would be issued under
-        made = {unit: digest for unit, (_, digest) in _unpublished.get(self.relation_name, {}).items()}
-        new_ca = self._ca_changes()
-        return {unit: csr for unit, csr in self._csrs().items()
-                if made.get(unit) != _digest(csr) and (new_ca or not self._answered(unit, csr))}
-
-    def _answered(self, unit, csr):
-        """Whether the application bag answers ``unit``'s ``csr`` under the
-        issuing CA with a certificate not yet due."""
-        answer = self._answer(unit, csr, [self._cas()[CA_KEY]])
-        return bool(answer) and not self._due(unit, answer)
-
-    def _answer(self, unit, csr, cas):
-        """The certificate the application bag holds for ``unit`` if it
-        answers ``csr`` (digest, public key) under one of ``cas``, else None."""
-        published = self._published()
-        if published.get(CSR_DIGEST_KEY.format(unit)) != _digest(csr):
-            return None
-        try:
-            return _checked_cert(published.get(CERT_KEY.format(unit)), csr, cas)
-        except ValueError:
-            return None
-
-    def _due(self, unit, certificate):
-        """Whether ``certificate`` is to be renewed: past RENEW_AT of its
-        lifetime (or expired), unless a renewal gave no later notAfter."""
-        stalled = self._state()['stalled'].get(unit)
-        return _lifetime_passed(certificate) >= RENEW_AT and stalled != _expiry(certificate)
-
-    def _warn_if_it_outlives_its_ca(self, unit, pem):
-        issuer, cas = _names(_leaf(pem))[0], unitdata.kv().get(KV_CA)
-        for ca in _pem_ders(cas, CERT_LABEL, True) if cas else []:
-            if _names(ca)[1] == issuer and _validity(ca)[1] < _expiry(pem):
-                hookenv.log(f'interface-tls: the certificate for {unit} expires at {_iso(_expiry(pem))}, '
-                            f'after the CA that signed it ({_iso(_validity(ca)[1])})', hookenv.WARNING)
-
-    def _note_stalled_renewal(self, unit, csr, pem):
-        """Warn, once, about a renewal that does not move notAfter on (a
-        cached certificate, a CA that caps validity), and stop listing
-        ``unit`` until its certificate changes rather than ask in every hook."""
-        renewed = self._answer(unit, csr, ())
-        stalls = bool(renewed and _lifetime_passed(renewed) >= RENEW_AT and _expiry(pem) <= _expiry(renewed))
-        state = self._state()
-        stalled = dict(state['stalled'])
-        if stalls:
-            hookenv.log(f'interface-tls: the renewal of the certificate for {unit} does not expire after '
-                        f'the one it renews ({_iso(_expiry(pem))}); not listing {unit} again until its '
-                        'certificate changes', hookenv.WARNING)
-            stalled[unit] = _expiry(pem)
-        else:
-            stalled.pop(unit, None)
-        if stalled != state['stalled']:
-            self._save(dict(state, stalled=stalled))
-
-    def _ca_changes(self):
-        """Whether answers are issued under another CA when this hook ends,
-        so that none published holds."""
-        planned = self._cas()[CA_KEY]
-        return bool(planned and planned != self._cas_at_start()[CA_KEY])
-
-    def _cas(self, warn=False):
-        """The CA roles, ``{CA key: CA or None}``, as they stand when this
-        hook ends: the issuing CA (``ca``), the one being rotated to
-        (``ca_next``), the one a rotation replaced (``ca_previous``). On a
-        follower, those of the application bag (_cas_at_start); on the
-        leader, what it publishes, from those and this hook's set_ca(): the
-        rotation's steps (README, "CA rotation")."""
-        plan = self._cas_at_start(warn)
-        if not _is_leader():
-            return plan
-        requested, emergency = _requested_ca.get(self.relation_name, (None, False))
-        if requested and (emergency or not plan[CA_KEY]):
-            plan = {CA_KEY: requested, CA_NEXT_KEY: None, CA_PREVIOUS_KEY: None}
-        elif requested:
-            plan[CA_NEXT_KEY] = None if requested == plan[CA_KEY] else requested
-        if plan[CA_NEXT_KEY] and self._trusted_everywhere(_transition(plan)):
-            plan = {CA_KEY: plan[CA_NEXT_KEY], CA_NEXT_KEY: None, CA_PREVIOUS_KEY: plan[CA_KEY]}
-        if plan[CA_PREVIOUS_KEY] and _ca_expiry(plan[CA_PREVIOUS_KEY]) <= time.time():
-            plan[CA_PREVIOUS_KEY] = None
-        return plan
-
-    def _cas_at_start(self, warn=False):
-        """The CA roles the application bag holds; for a key that holds junk
-        (or ``ca`` deleted) the CA this unit recorded for it when its last
-        hook ended (``state['cas']``, see _publish): an operator's write
-        changes no unit's trust, and a leader republishes its record."""
-        published, recorded, cas = self._published(), self._state()['cas'], {}
-        for key in CA_KEYS:
-            cas[key] = _valid_ca(published.get(key), key if warn else None)
-            if not cas[key] and (published.get(key) or key == CA_KEY):
-                cas[key] = recorded.get(key)
-        return cas
-
-    def _trusted_everywhere(self, transition):
-        """Whether every peer acknowledges ``transition`` (took its CAs into
-        its trust, and said so in its bag): each in relation-list, and
-        goal-state, asked only then, lists no live unit this leader has yet
-        to meet (a new leader may lead before its -relation-joined hooks)."""
-        peers = hookenv.related_units(self._relation_id())
-        if any(self._unit_bag(unit).get(CA_ACK_KEY) != transition for unit in peers):
-            return False
-        return _live_in_goal_state() <= set(peers) | {hookenv.local_unit()}
-
-    def _warn_if_the_ca_was_lost(self, pem):
-        """A leader whose charm gives a CA other than the published one,
-        which it never gave itself, has most likely lost the previous
-        leader's CA key (charmed-kubernetes/bundle#564): say so, naming
-        both. The rotation keeps the units talking meanwhile."""
-        published, state = self._cas_at_start(), self._state()
-        if (published[CA_KEY] and pem not in (published[CA_KEY], published[CA_NEXT_KEY])
-                and _ca_digest(published[CA_KEY]) not in state['cas_given']
-                and state['cas_given'][-1:] != [_ca_digest(pem)]):
-            hookenv.log(f'interface-tls: the CA this leader gives (SHA-256 {_ca_digest(pem)}) is not the '
-                        f'published one (SHA-256 {_ca_digest(published[CA_KEY])}), which this unit never '
-                        'gave: was the previous CA lost? Rotating to it; units trust both meanwhile',
-                        hookenv.WARNING)
-        if state['cas_given'][-1:] != [_ca_digest(pem)]:
-            given = [digest for digest in state['cas_given'] if digest != _ca_digest(pem)]
-            self._save(dict(state, cas_given=(given + [_ca_digest(pem)])[-MAX_DIGESTS:]))
-
-    def _csrs(self):
-        """Valid CSRs of this unit and of every peer in relation-list."""
-        csrs = {}
-        own = self._state()['csr']
-        if own:
-            csrs[hookenv.local_unit()] = own
-        for unit in hookenv.related_units(self._relation_id()):
-            csr = _peer_csr(self._relation_id(), unit)
-            if csr:
-                csrs[unit] = csr
-        return csrs
-
-    def _publish_answers(self):
-        """Write the application bag's changes: the CA, this hook's answers,
-        and removals (earlier answers once the CA changes, units gone)."""
-        published = self._published()
-        wanted = {key: ca for key, ca in self._cas().items() if ca}
-        if not self._ca_changes():
-            live = self._live_units(published)
-            wanted.update((key, value) for key, value in published.items() if _answer_unit(key) in live)
-        for unit, (certificate, digest) in _unpublished.get(self.relation_name, {}).items():
-            wanted[CERT_KEY.format(unit)] = certificate
-            wanted[CSR_DIGEST_KEY.format(unit)] = digest
-        changes = {key: value for key, value in wanted.items() if published.get(key) != value}
-        changes.update((key, None) for key in published if key not in wanted)
-        if changes:
-            hookenv.relation_set(self._relation_id(), changes, app=True)
-
-    def _live_units(self, published):
-        """This unit, its peers, and the units ``published`` answers that
-        this leader has not met yet: relation-list names neither those nor
-        units that left, so goal-state, asked only then, tells them apart
-        (a unit that leaves is dying, then gone)."""
-        live = set(hookenv.related_units(self._relation_id())) | {hookenv.local_unit()}
-        unmet = {_answer_unit(key) for key in published} - live - {None}
-        if unmet:
-            live |= unmet & _live_in_goal_state()
-        return live
-
-    # When the hook ends ------------------------------------------------------
-
-    def _publish(self):
-        """Record the CA roles (_cas_at_start); write this unit's CSR if it
-        is not yet in its bag, and on the leader the application bag's
-        changes; one relation-set each, or none."""
-        if self._relation_id() is None:
+    def write(self):
+        """When the hook ends: this unit's bookkeeping, and one relation-set
+        for each bag that changes, or none."""
+        state = self.inputs.state
+        if self.usable:
+            cas = self.decision.cas
+            record = {key: cas[key] and cas[key].pem for key in CA_KEYS}
+            state = dict(state, cas=dict(record, **{CA_ROUND_KEY: cas[CA_ROUND_KEY]}))
+        unitdata.kv().set(KV_STATE.format(self.relation_name), state)  # the same again writes nothing
+        if not self.usable:
             return
-        state, cas, bag = self._state(), self._cas(), self._unit_bag()
-        if cas != state['cas']:
-            self._save(dict(state, cas=cas))
-        changes = {}
-        if state['csr'] and state['csr'] != bag.get(CSR_KEY):
-            changes[CSR_KEY] = state['csr']  # new, or overwritten by an operator
-        # _take_ca trusts the next CA: say so, so that a leader (this one too,
-        # should leadership move) knows when every unit does; withdraw an
-        # acknowledgement once this unit no longer trusts the CA it names.
-        ack = _transition(cas) or bag.get(CA_ACK_KEY)
-        if ack and ack.rpartition(':')[2] not in {_ca_digest(ca) for ca in cas.values() if ca}:
-            ack = None
-        if ack != bag.get(CA_ACK_KEY):
-            changes[CA_ACK_KEY] = ack
-        if hookenv.hook_name() == 'upgrade-charm':
-            # The original layer's leader answered in its own bag, where
-            # every follower now warns about the answers it finds.
-            changes.update((key, None) for key in bag if _answer_unit(key) or key == CA_KEY)
-        if changes:
-            hookenv.relation_set(self._relation_id(), changes)
-        if _is_leader():
-            self._publish_answers()
+        rid = _relation_id(self.relation_name)
+        if self.decision.bag:
+            hookenv.relation_set(rid, self.decision.bag)
+        if self.decision.app:
+            hookenv.relation_set(rid, self.decision.app, app=True)
 
-    # Reading the relation ----------------------------------------------------
 
-    def _relation_id(self):
-        """The relation's id, or None while this unit cannot use it: before
-        it exists, and where Juju may refuse it (_relation_refused). A hook
-        of this relation has the id in its environment, which saves a
-        relation-ids call."""
-        if _relation_refused():
-            return None
-        if hookenv.relation_type() == self.relation_name:
-            return hookenv.relation_id()
-        ids = hookenv.relation_ids(self.relation_name)
-        return ids[0] if ids else None
+@hookenv.cached
+def _hook(relation_name):
+    """This hook's _Hook for ``relation_name``: read on first use, kept in
+    charmhelpers' per-hook cache, so that every TlsPeers object a handler
+    is given shares it and none outlives the hook."""
+    return _Hook(relation_name)
 
-    def _published(self):
-        """The application bag, which only the leader writes."""
-        rid = self._relation_id()
-        return rid and hookenv.relation_get(rid=rid, app=hookenv.application_name()) or {}
 
-    def _unit_bag(self, unit=None):
-        rid = self._relation_id()
-        return rid and hookenv.relation_get(rid=rid, unit=unit or hookenv.local_unit()) or {}
+def _stalled(hook, unit, csr, answer):
+    """The bookkeeping after ``answer`` for ``unit``: a renewal that does
+    not move notAfter on (a cached certificate, a CA that caps validity)
+    is warned about, once, and ``unit`` not listed again until its
+    certificate changes, rather than asked for in every hook."""
+    renewed = _published_answer(hook.snapshot, unit, csr, ())
+    stalls = bool(renewed and _lifetime_passed(renewed, hook.snapshot.now) >= RENEW_AT
+                  and _expiry(answer) <= _expiry(renewed))
+    stalled = dict(hook.inputs.state['stalled'])
+    if stalls:
+        hookenv.log(f'interface-tls: the renewal of the certificate for {unit} does not expire after '
+                    f'the one it renews ({_iso(_expiry(answer))}); not listing {unit} again until its '
+                    'certificate changes', hookenv.WARNING)
+        stalled[unit] = _expiry(answer)
+    else:
+        stalled.pop(unit, None)
+    return dict(hook.inputs.state, stalled=stalled)
 
-    def _state(self):
-        """This unit's bookkeeping: the ``csr`` the charm gave, the digests
-        of the ones it ``replaced`` (to tell a lagging answer from a wrong
-        one), on the leader the notAfter of renewals that did not move it
-        on, by unit (``stalled``), and the digests of the CAs its charm gave
-        (``cas_given``, the last last), and the CA roles as it last saw or
-        published them (``cas``, see _cas_at_start).
 
-        Each list keeps more than the last one (earlier versions kept one
-        digest of each, folded in here). Every replaced CSR counts: Juju's
-        agent serves a peer's bag from its cache until a hook about that
-        peer refreshes it (worker/uniter/runner/context/cache.go), so a
-        leader, one new to leading above all, may answer a CSR several
-        re-keys old; that answer is lagging, not wrong, and is no reason for
-        a warning. Every CA given counts: Juju commits a hook's relation
-        settings after the hook exits, and may lose them after its unit data
-        is saved (worker/uniter/runner/context/context.go), so a leader's
-        hook that gave a new CA may be retried with the old one still
-        published, which this unit did give."""
-        state = {'csr': None, 'replaced': [], 'stalled': {}, 'cas_given': [], 'cas': {}}
-        state.update(unitdata.kv().get(KV_STATE.format(self.relation_name), {}))
-        for old, new in (('previous', 'replaced'), ('ca_given', 'cas_given')):
-            digest = state.pop(old, None)
-            if digest and digest not in state[new]:
-                state[new] = [digest] + state[new]
+def _given(hook, given):
+    """The bookkeeping after the charm gave ``given`` as the CA. A leader
+    whose charm gives a CA other than the published one, which it never
+    gave itself, has most likely lost the previous leader's CA key
+    (charmed-kubernetes/bundle#564): say so, naming both. The rotation
+    keeps the units talking meanwhile."""
+    published, state = hook.snapshot.cas, hook.inputs.state
+    last = state['cas_given'][-1:]
+    if (published[CA_KEY] and given not in (published[CA_KEY], published[CA_NEXT_KEY])
+            and published[CA_KEY].digest not in state['cas_given'] and last != [given.digest]):
+        hookenv.log(f'interface-tls: the CA this leader gives (SHA-256 {given.digest}) is not the '
+                    f'published one (SHA-256 {published[CA_KEY].digest}), which this unit never '
+                    'gave: was the previous CA lost? Rotating to it; units trust both meanwhile',
+                    hookenv.WARNING)
+    if last == [given.digest]:
         return state
+    kept = [digest for digest in state['cas_given'] if digest != given.digest]
+    return dict(state, cas_given=(kept + [given.digest])[-MAX_DIGESTS:])
 
-    def _save(self, state):
-        unitdata.kv().set(KV_STATE.format(self.relation_name), state)
+
+def _warn_if_it_outlives_its_ca(unit, answer, cas):
+    leaf = answer.certs[0]
+    for ca in (cert for role in _roles(cas) if role for cert in role.certs):
+        if ca.subject == leaf.issuer and ca.not_after < leaf.not_after:
+            hookenv.log(f'interface-tls: the certificate for {unit} expires at {_iso(leaf.not_after)}, '
+                        f'after the CA that signed it ({_iso(ca.not_after)})', hookenv.WARNING)
 
 
-# Where the leader's answers are, as warnings name it.
-_APP_BAG = 'the application bag'
+def _deliver(answer):
+    """Store this unit's new certificate."""
+    me = hookenv.local_unit()
+    unitdata.kv().set(KV_CERT.format(me), answer.pem)
+    unitdata.kv().set(KV_SERVER_CERT, answer.pem)
+    unitdata.kv().set(KV_SERVER_CERT_EXPIRY, _iso(_expiry(answer)))
+    hookenv.log(f'interface-tls: certificate for {me} delivered', hookenv.INFO)
+
+
+def _raise_available(relation_name):
+    """Raise ``signed certificate available`` anew, so its handlers run
+    again even if it was raised (or the charm cleared it)."""
+    _toggle(relation_name, CERT_AVAILABLE, False)
+    _toggle(relation_name, CERT_AVAILABLE, True)
+
+
+def _toggle(relation_name, flag, active):
+    """Set ``flag`` bound to the relation's conversation, or clear it;
+    written whole, so flags the original layer bound to per-unit
+    conversations are replaced."""
+    if active:
+        key = Conversation._key(relation_name, scopes.GLOBAL)
+        set_flag(flag, {'relation': relation_name, 'conversations': [key]})
+    elif is_flag_set(flag):
+        clear_flag(flag)
 
 
 def _conversation(relation_name):
@@ -600,43 +690,44 @@ def _conversation(relation_name):
     return conversation
 
 
-def _relations():
-    return [TlsPeers(name) for name in hookenv.role_and_interface_to_relations('peers', INTERFACE)]
+def _relation_names():
+    return hookenv.role_and_interface_to_relations('peers', INTERFACE)
 
 
 def _hook_start():
-    for relation in _relations():
-        relation._reconcile()
+    for name in _relation_names():
+        TlsPeers(name)  # stores the conversation the states are bound to
+        _hook(name).start()
     hookenv.atexit(_hook_end)
 
 
 def _hook_end():
-    for relation in _relations():
-        relation._publish()
+    for name in _relation_names():
+        _hook(name).write()
 
 
 hookenv.atstart(_hook_start)
 
 
-# Hook tool answers that do not change during a hook, memoized in
-# charmhelpers' per-hook cache like relation-get and relation-list.
+# Hook tools and their answers ---------------------------------------------
+
 @hookenv.cached
 def _is_leader():
+    """is-leader, asked once per hook."""
     return hookenv.is_leader()
 
 
-@hookenv.cached
-def _peer_csr(rid, unit):
-    """A peer's CSR in normal form, or None, warning once per hook about
-    junk. Reads the whole bag (cached), as the forgery check does."""
-    value = (hookenv.relation_get(rid=rid, unit=unit) or {}).get(CSR_KEY)
-    if not value:
+def _relation_id(relation_name):
+    """The relation's id, or None while this unit cannot use it: before
+    it exists, and where Juju may refuse it (_relation_refused). A hook
+    of this relation has the id in its environment, which saves a
+    relation-ids call."""
+    if _relation_refused():
         return None
-    try:
-        return _normalize(value, CSR_LABEL)
-    except ValueError as error:
-        _warn(unit, CSR_KEY, error)
-        return None
+    if hookenv.relation_type() == relation_name:
+        return hookenv.relation_id()
+    ids = hookenv.relation_ids(relation_name)
+    return ids[0] if ids else None
 
 
 def _relation_refused():
@@ -664,8 +755,44 @@ def _require_leader(method):
         raise ValueError(f'{method}: only the leader may call it; {hookenv.local_unit()} is not the leader')
 
 
+# PEM, parsed once per hook ------------------------------------------------
+
+@hookenv.cached
+def _certificates(text):
+    """pem.certificates, memoized for the hook: each PEM is parsed once."""
+    return pem.certificates(text)
+
+
+@hookenv.cached
+def _request(text):
+    """pem.request, memoized for the hook."""
+    return pem.request(text)
+
+
+def _valid(text, parse, key=None, writer=_APP_BAG):
+    """``parse(text)``, or None for nothing or junk; junk under ``key`` is
+    warned about, naming its ``writer``."""
+    if not text:
+        return None
+    try:
+        return parse(text)
+    except ValueError as error:
+        if key:
+            _warn(writer, key, error)
+        return None
+
+
+def _parsed(method, parse, text):
+    """``parse(text)`` for a charm's call; a ValueError names ``method``."""
+    try:
+        return parse(text)
+    except ValueError as error:
+        raise ValueError(f'{method}: {error}') from None
+
+
 def _warn(writer, key, reason):
-    hookenv.log(f'interface-tls: ignored {key!r} from {writer}: {reason}', hookenv.WARNING)
+    (level, message), = _ignored(key, reason, writer)
+    hookenv.log(f'interface-tls: {message}', level)
 
 
 def _answer_unit(key):
@@ -674,78 +801,21 @@ def _answer_unit(key):
     return match.group(1) if match else None
 
 
-def _checked_cert(certificate, csr, cas):
-    """``certificate`` (leaf first, then any chain) in normal form, if its
-    leaf carries the public key of ``csr`` and, if any of ``cas`` (CA PEM
-    or None) is given, was issued by one, or by a certificate of the chain
-    that one issued; ValueError otherwise."""
-    ders = _pem_ders(certificate, CERT_LABEL, many=True)
-    if _public_key(ders[0], CERT_LABEL) != _public_key(_pem_ders(csr, CSR_LABEL)[0], CSR_LABEL):
-        raise ValueError("its public key is not the one in the CSR it answers")
-    issuers, issued = [der for ca in cas if ca for der in _pem_ders(ca, CERT_LABEL, True)], ders[0]
-    for _ in ders:  # up the chain that follows the leaf, to one of the CAs
-        if not issuers or any(_issued_by(issued, der) for der in issuers):
-            return _pem(CERT_LABEL, ders)
-        issued = next((der for der in ders[1:] if _issued_by(issued, der)), ders[0])
-    raise ValueError('its issuer is none of the CAs published or being rotated to')
+def _ca_expiry(cas):
+    return min(cert.not_after for cert in cas.certs)
 
 
-def _transition(cas):
-    """What a unit acknowledges a rotation with (``ca_ack``): the SHA-256 of
-    the issuing CA and of the next, so that it means nothing for another."""
-    if cas[CA_KEY] and cas[CA_NEXT_KEY]:
-        return f'{_ca_digest(cas[CA_KEY])}:{_ca_digest(cas[CA_NEXT_KEY])}'
-
-
-def _store_ca(pem):
-    """Keep the CA certificate(s) to trust, and when the first expires."""
-    unitdata.kv().set(KV_CA, pem)  # the same again writes nothing
-    unitdata.kv().set(KV_CA_EXPIRY, _iso(_ca_expiry(pem)))
-
-
-def _valid_ca(text, key=None):
-    """``text`` as CA certificate(s) in normal form, or None; warns about
-    junk under ``key`` of the application bag if given."""
-    if not text:
-        return None
-    try:
-        return _normalize(text, CERT_LABEL, many=True)
-    except ValueError as error:
-        if key:
-            _warn(_APP_BAG, key, error)
-        return None
-
-
-def _ca_digest(pem):
-    """SHA-256 of the DER of CA certificate(s): what a unit acknowledges."""
-    return hashlib.sha256(b''.join(_pem_ders(pem, CERT_LABEL, True))).hexdigest()
-
-
-def _ca_expiry(pem):
-    return min(_validity(der)[1] for der in _pem_ders(pem, CERT_LABEL, True))
-
-
-def _leaf(pem):
-    return _pem_ders(pem, CERT_LABEL, many=True)[0]
-
-
-def _expiry(pem):
+def _expiry(answer):
     """notAfter of a certificate's leaf, in POSIX seconds."""
-    return _validity(_leaf(pem))[1]
+    return answer.certs[0].not_after
 
 
-def _lifetime_passed(pem):
-    """How much of its leaf's lifetime has passed: 0 at notBefore, 1 at
-    notAfter. The clock is time.time(), which tests set."""
-    not_before, not_after = _validity(_leaf(pem))
-    return (time.time() - not_before) / max(not_after - not_before, 1)
+def _lifetime_passed(answer, now):
+    """How much of its leaf's lifetime has passed at ``now``: 0 at
+    notBefore, 1 at notAfter."""
+    leaf = answer.certs[0]
+    return (now - leaf.not_before) / max(leaf.not_after - leaf.not_before, 1)
 
 
 def _iso(seconds):
     return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(seconds))
-
-
-def _digest(csr_pem):
-    """SHA-256 of a CSR's DER: immune to PEM line breaks and trailing
-    newlines, so re-encoding a CSR is not a re-key."""
-    return hashlib.sha256(_pem_ders(csr_pem, CSR_LABEL)[0]).hexdigest()

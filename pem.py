@@ -9,9 +9,11 @@ layer takes") says what it takes and what it refuses, and why.
 import base64
 import binascii
 import calendar
+import hashlib
 import re
 import textwrap
 import time
+from typing import NamedTuple, Optional, Tuple
 
 CSR_LABEL = 'CERTIFICATE REQUEST'
 CERT_LABEL = 'CERTIFICATE'
@@ -41,6 +43,65 @@ _EC_PUBLIC_KEY = bytes.fromhex('06072a8648ce3d0201')
 _SUBJECT_KEY_ID = bytes.fromhex('0603551d0e')
 _AUTHORITY_KEY_ID = bytes.fromhex('0603551d23')
 _UNCOMPRESSED_POINT = 0x04
+
+
+class Cert(NamedTuple):
+    """What the layer compares of one certificate, read from its DER once."""
+    der: bytes
+    key: bytes  # SubjectPublicKeyInfo
+    issuer: bytes
+    subject: bytes
+    not_before: float  # POSIX seconds
+    not_after: float
+    authority_key_id: Optional[bytes]
+    subject_key_id: Optional[bytes]
+
+
+class Certificates(NamedTuple):
+    """Certificate(s) as PEM in normal form, read once: the SHA-256 of
+    their DER (what an acknowledgement names) and each one's fields, the
+    leaf (or a bundle's first CA) first."""
+    pem: str
+    digest: str
+    certs: Tuple[Cert, ...]
+
+
+class Request(NamedTuple):
+    """A CSR as PEM in normal form, read once: the SHA-256 of its DER
+    (immune to line breaks, so re-encoding a CSR is not a re-key) and its
+    public key, which the certificate answering it must carry."""
+    pem: str
+    digest: str
+    key: bytes
+
+
+def certificates(text):
+    """``text`` read as one or more certificates; ValueError says why not."""
+    ders = _pem_ders(text, CERT_LABEL, many=True)
+    certs = []
+    for der in ders:
+        fields = _signed_fields(der, CERT_LABEL)
+        certs.append(Cert(der, der[fields[-1][1]:fields[-1][3]], *_names(der), *_validity(der),
+                          *_key_ids(der)))
+    return Certificates(_pem(CERT_LABEL, ders), _sha256(ders), tuple(certs))
+
+
+def request(text):
+    """``text`` read as exactly one CSR; ValueError says why not."""
+    ders = _pem_ders(text, CSR_LABEL)
+    return Request(_pem(CSR_LABEL, ders), _sha256(ders), _public_key(ders[0], CSR_LABEL))
+
+
+def issued_by(leaf, ca):
+    """Whether ``leaf`` (a Cert) names ``ca`` (a Cert) as its issuer: the
+    issuer is the CA's subject and, where both have one, the authority key
+    identifier the CA's subject key identifier (a new CA may keep the name)."""
+    authority, subject = leaf.authority_key_id, ca.subject_key_id
+    return leaf.issuer == ca.subject and not (authority and subject and authority != subject)
+
+
+def _sha256(ders):
+    return hashlib.sha256(b''.join(ders)).hexdigest()
 
 
 def _normalize(text, label, many=False):
@@ -243,10 +304,3 @@ def _der_element(der, start, end):
         raise ValueError('truncated DER')
     return tag, start, start + length
 
-
-def _issued_by(leaf, ca):
-    """Whether DER ``leaf`` names DER ``ca`` as its issuer: the issuer is
-    the CA's subject and, where both have one, the authority key
-    identifier the CA's subject key identifier (a new CA may keep the name)."""
-    authority, subject = _key_ids(leaf)[0], _key_ids(ca)[1]
-    return _names(leaf)[0] == _names(ca)[1] and not (authority and subject and authority != subject)

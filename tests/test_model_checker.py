@@ -191,6 +191,9 @@ from peers import (
     CA_PREVIOUS_KEY as CA_PREVIOUS,
 )
 from peers import (
+    CA_ROUND_KEY as CA_ROUND,
+)
+from peers import (
     CERT_AVAILABLE,
     CERT_KEY,
     CREATE_CSR,
@@ -856,7 +859,10 @@ class TlsModel(RuleBasedStateMachine):
         for key in ('ca', CA_NEXT, CA_PREVIOUS):
             assert not set(bundle_ders(app.get(key))) & self.compromised, \
                 f'{key} holds a CA an emergency rotation dropped'
-        wanted = answers | {'ca'} | ({CA_PREVIOUS} if previous else set())
+        # The number of routine rotations started, once there was one.
+        rotations = app.get(CA_ROUND)
+        assert rotations is None or rotations.isdigit() and int(rotations) > 0, f'{CA_ROUND}: {rotations}'
+        wanted = answers | {'ca'} | {key for key in (CA_PREVIOUS, CA_ROUND) if app.get(key)}
         assert set(app) == wanted, \
             f'the application bag lacks {sorted(wanted - set(app))}, holds {sorted(set(app) - wanted)}'
         for unit in model.units:

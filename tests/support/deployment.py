@@ -12,7 +12,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from peers import CA_ACK_KEY, CA_KEY, CA_PREVIOUS_KEY, CERT_KEY, CSR_KEY
+from peers import CA_ACK_KEY, CA_KEY, CA_PREVIOUS_KEY, CA_ROUND_KEY, CERT_KEY, CSR_KEY
 from peers import CSR_DIGEST_KEY as DIGEST_KEY
 from support import pki
 from support.jujusim import Model
@@ -153,7 +153,8 @@ class Deployment:
         assert set(published) <= answered, f'no answer for {sorted(set(published) - answered)}'
         answer_keys = {template.format(unit) for unit in answered
                        for template in (CERT_KEY, DIGEST_KEY)}
-        others = set(bag) - {CA_KEY, CA_PREVIOUS_KEY}
+        assert bag.get(CA_ROUND_KEY, '1').isdigit(), bag[CA_ROUND_KEY]  # routine rotations started
+        others = set(bag) - {CA_KEY, CA_PREVIOUS_KEY, CA_ROUND_KEY}
         assert others == answer_keys, \
             f'keys for no live unit, or half answers: {sorted(others ^ answer_keys)}'
         for unit in answered:

@@ -1,0 +1,203 @@
+"""The layer's decision, called as the plain function it is: no hooks, no
+Juju, no charms.reactive dispatch. ``peers.decide(snapshot, inputs)`` says
+what a unit trusts and takes, what waits on the leader's charm and what each
+bag holds at hook end; the hooks (tests/test_peers.py) only read and act.
+A hook tool called from here would fail: there is no Juju to answer it.
+"""
+import time
+
+import pytest
+from support import pki
+
+import peers
+import pem
+from peers import (
+    CA_ACK_KEY,
+    CA_KEY,
+    CA_NEXT_KEY,
+    CA_PREVIOUS_KEY,
+    CA_ROUND_KEY,
+    CERT_KEY,
+    CSR_DIGEST_KEY,
+    CSR_KEY,
+)
+
+DAY = 86400
+LEADER, PEER = 'app/0', 'app/1'
+
+
+@pytest.fixture(scope='module')
+def pki_set():
+    """CAs A, B, C, and a key and CSR for each unit."""
+    cas = {name: pki.make_ca(name) for name in 'ABC'}
+    keys = {unit: pki.make_key() for unit in (LEADER, PEER)}
+    csrs = {unit: pki.make_csr(key, unit) for unit, key in keys.items()}
+    return cas, csrs
+
+
+def certs(ca):
+    return pem.certificates(ca.pem)
+
+
+def roles(ca=None, next_ca=None, previous=None, rotation=0):
+    return {CA_KEY: ca and certs(ca), CA_NEXT_KEY: next_ca and certs(next_ca),
+            CA_PREVIOUS_KEY: previous and certs(previous), CA_ROUND_KEY: rotation}
+
+
+def snapshot(cas, leader=True, app=None, bag=None, csrs=None, acks=None, answers=None, live=(),
+             now=None, unit=LEADER):
+    return peers.Snapshot(unit, leader, now or time.time(), 'update-status', app or {}, bag or {}, cas,
+                          answers or {}, csrs or {}, acks or {}, lambda: set(live))
+
+
+def inputs(csr=None, made=None, requested=None, held=None, stalled=None, replaced=()):
+    state = {'csr': csr and csr.pem, 'replaced': list(replaced), 'stalled': stalled or {},
+             'cas_given': [], 'cas': {}}
+    return peers.Inputs(csr, state, made or {}, requested, held)
+
+
+def answer_of(ca, csr, **kwargs):
+    return pem.certificates(pki.sign(ca, csr, **kwargs))
+
+
+def test_the_decision_is_a_function_of_its_arguments(pki_set):
+    cas, csrs = pki_set
+    snap = snapshot(roles(cas['A']), csrs={PEER: pem.request(csrs[PEER])}, acks={PEER: None})
+    given = inputs(pem.request(csrs[LEADER]))
+    assert peers.decide(snap, given) == peers.decide(snap, given)
+    assert set(peers.decide(snap, given).pending) == {LEADER, PEER}
+
+
+def test_a_rotation_counts_a_round_and_issues_nothing_until_every_unit_acknowledges_it(pki_set):
+    cas, csrs = pki_set
+    a, b = cas['A'], cas['B']
+    snap = snapshot(roles(a), csrs={PEER: pem.request(csrs[PEER])}, acks={PEER: None})
+    decision = peers.decide(snap, inputs(pem.request(csrs[LEADER]), requested=(certs(b), False)))
+    assert decision.cas == roles(a, b, rotation=1) and decision.pending == {}
+    assert decision.app[CA_NEXT_KEY] == b.pem and decision.app[CA_ROUND_KEY] == '1'
+    ack = decision.bag[CA_ACK_KEY]
+    assert ack == pki.ca_ack(a.pem, b.pem, 1)
+    acked = snapshot(roles(a, b, rotation=1), acks={PEER: ack}, csrs={PEER: pem.request(csrs[PEER])})
+    decision = peers.decide(acked, inputs(requested=(certs(b), False)))
+    assert decision.cas == roles(b, previous=a, rotation=1)
+    assert set(decision.pending) == {PEER}  # everything again, under B
+
+
+def test_an_acknowledgement_of_an_earlier_attempt_at_the_same_rotation_counts_for_nothing(pki_set):
+    """A to B (round 1), back to A, then B again: round 2. A unit's ack of
+    round 1, stale in the leader's cache or never withdrawn, is not one."""
+    cas, _ = pki_set
+    a, b = cas['A'], cas['B']
+    abandoned = peers.decide(snapshot(roles(a, b, rotation=1)), inputs(requested=(certs(a), False)))
+    assert abandoned.cas == roles(a, rotation=1)
+    stale = {PEER: pki.ca_ack(a.pem, b.pem, 1)}
+    again = peers.decide(snapshot(roles(a, rotation=1), acks=stale), inputs(requested=(certs(b), False)))
+    assert again.cas == roles(a, b, rotation=2)
+
+
+def test_a_unit_the_leader_has_not_met_keeps_a_rotation_waiting(pki_set):
+    cas, _ = pki_set
+    a, b = cas['A'], cas['B']
+    acks = {PEER: pki.ca_ack(a.pem, b.pem, 1)}
+    waiting = snapshot(roles(a, b, rotation=1), acks=acks, live={LEADER, PEER, 'app/2'})
+    assert peers.decide(waiting, inputs()).cas[CA_NEXT_KEY] == certs(b)
+    met = snapshot(roles(a, b, rotation=1), acks=acks, live={LEADER, PEER})
+    assert peers.decide(met, inputs()).cas[CA_KEY] == certs(b)
+
+
+def test_an_emergency_replaces_every_ca_at_once(pki_set):
+    cas, _ = pki_set
+    decision = peers.decide(snapshot(roles(cas['A'], cas['B'], rotation=3)),
+                            inputs(requested=(certs(cas['C']), True)))
+    assert decision.cas == roles(cas['C'], rotation=3)
+    assert decision.trust == cas['C'].pem
+
+
+def test_a_previous_ca_leaves_the_trust_once_it_has_expired(pki_set):
+    cas, _ = pki_set
+    a, b = cas['A'], cas['B']
+    now = time.time()
+    assert peers.decide(snapshot(roles(b, previous=a), now=now), inputs()).trust == b.pem + a.pem
+    expired = peers.decide(snapshot(roles(b, previous=a), now=now + 3651 * DAY), inputs())
+    assert expired.trust == b.pem and CA_PREVIOUS_KEY not in expired.app
+
+
+def test_a_follower_trusts_what_the_application_bag_says_and_decides_nothing_for_the_leader(pki_set):
+    cas, csrs = pki_set
+    a, b = cas['A'], cas['B']
+    follower = snapshot(roles(a, b, rotation=1), leader=False, unit=PEER)
+    decision = peers.decide(follower, inputs(pem.request(csrs[PEER]), requested=(certs(cas['C']), False)))
+    assert decision.trust == a.pem + b.pem and decision.pending == {} and decision.app == {}
+    assert decision.bag == {CSR_KEY: pem.request(csrs[PEER]).pem, CA_ACK_KEY: pki.ca_ack(a.pem, b.pem, 1)}
+
+
+def test_an_acknowledgement_is_withdrawn_once_its_next_ca_is_not_trusted(pki_set):
+    cas, _ = pki_set
+    a, b = cas['A'], cas['B']
+    bag = {CA_ACK_KEY: pki.ca_ack(a.pem, b.pem, 1)}
+    decision = peers.decide(snapshot(roles(a, rotation=1), leader=False, unit=PEER, bag=bag), inputs())
+    assert decision.bag == {CA_ACK_KEY: None}
+
+
+def test_a_follower_takes_its_answer_and_only_a_valid_one(pki_set):
+    cas, csrs = pki_set
+    a = cas['A']
+    csr = pem.request(csrs[PEER])
+    answer = answer_of(a, csrs[PEER])
+    app = {CERT_KEY.format(PEER): answer.pem, CSR_DIGEST_KEY.format(PEER): csr.digest}
+
+    def decide(answers, held=None, replaced=()):
+        snap = snapshot(roles(a), leader=False, unit=PEER, app=app, answers=answers)
+        return peers.decide(snap, inputs(csr, held=held, replaced=replaced))
+    assert decide({PEER: (answer, csr.digest)}).take == answer
+    assert decide({PEER: (answer, csr.digest)}, held=answer).take is None  # held already
+    foreign = answer_of(cas['B'], csrs[PEER])
+    decision = decide({PEER: (foreign, csr.digest)})
+    assert decision.take is None and 'its issuer is none of the CAs' in decision.notes[0][1]
+    wrong_key = answer_of(a, csrs[LEADER])
+    assert 'public key' in decide({PEER: (wrong_key, csr.digest)}).notes[0][1]
+    lagging = decide({PEER: (answer, 'f' * 64)}, replaced=['f' * 64])
+    assert lagging.take is None and lagging.notes[0][0] == peers.hookenv.DEBUG
+
+
+def test_an_answer_is_due_for_renewal_from_two_thirds_of_its_lifetime(pki_set):
+    cas, csrs = pki_set
+    a = cas['A']
+    csr = pem.request(csrs[PEER])
+    answer = answer_of(a, csrs[PEER], days=90)
+    app = {CERT_KEY.format(PEER): answer.pem, CSR_DIGEST_KEY.format(PEER): csr.digest}
+
+    def pending(days, stalled=None):
+        snap = snapshot(roles(a), app=app, answers={PEER: (answer, csr.digest)}, csrs={PEER: csr},
+                        acks={PEER: None}, now=time.time() + days * DAY)
+        return peers.decide(snap, inputs(stalled=stalled)).pending
+    assert pending(59) == {}
+    assert pending(61) == {PEER: csr}
+    assert pending(61, stalled={PEER: answer.certs[0].not_after}) == {}  # a renewal that did not renew
+
+
+def test_the_application_bag_keeps_live_units_answers_and_drops_them_all_for_a_new_ca(pki_set):
+    cas, csrs = pki_set
+    a = cas['A']
+    csr = pem.request(csrs[PEER])
+    answer = answer_of(a, csrs[PEER])
+    app = {CA_KEY: a.pem, CERT_KEY.format(PEER): answer.pem, CSR_DIGEST_KEY.format(PEER): csr.digest,
+           CERT_KEY.format('app/7'): answer.pem}
+    snap = snapshot(roles(a), app=app, answers={PEER: (answer, csr.digest)}, csrs={PEER: csr},
+                    acks={PEER: None})
+    assert peers.decide(snap, inputs()).app == {CERT_KEY.format('app/7'): None}  # app/7 is gone
+    emergency = peers.decide(snap, inputs(requested=(certs(cas['C']), True)))
+    assert emergency.app[CERT_KEY.format(PEER)] is None and emergency.app[CA_KEY] == cas['C'].pem
+    assert set(emergency.pending) == {PEER}
+
+
+def test_the_leader_repairs_junk_over_a_ca_from_its_record():
+    """_read_cas: junk in a CA key reads as what this unit recorded when its
+    last hook ended; the leader's decision then writes its record back."""
+    a, b = pki.make_ca('A'), pki.make_ca('B')
+    state = {'cas': {CA_KEY: a.pem, CA_NEXT_KEY: b.pem, CA_PREVIOUS_KEY: None, CA_ROUND_KEY: 4}}
+    app = {CA_KEY: 'junk', CA_NEXT_KEY: b.pem, CA_ROUND_KEY: 'x'}
+    cas = peers._read_cas(app, state, False)
+    assert cas == roles(a, b, rotation=4)
+    decision = peers.decide(snapshot(cas, app=app, acks={PEER: None}), inputs())  # PEER has not acked
+    assert decision.app == {CA_KEY: a.pem, CA_ROUND_KEY: '4'} and decision.trust == a.pem + b.pem
