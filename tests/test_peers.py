@@ -3,7 +3,7 @@
 Every test runs the layer for real inside the driver charm (tests/support/driver.py):
 real ``charms.reactive.main()`` dispatch, real handlers taking the relation
 object, real unitdata, with jujusim answering the hook tools. Test names say
-the rule they check, so that README.md can cite them.
+the rule they check, so that the docs (README.md, docs/) can cite them.
 """
 import collections
 
@@ -1219,7 +1219,7 @@ def nothing_issued_under_an_untrusted_ca(drv, b):
     assert trusted(bundle, drv.cert('drv/0')), "drv/1 rejects the leader's new certificate"
 
 
-GAP = pytest.mark.xfail(strict=True, reason='known gap (README, CA rotation): an acknowledgement '
+GAP = pytest.mark.xfail(strict=True, reason='known gap (docs/design.md, CA rotation): an acknowledgement '
                         'is bound to a rotation\'s two CAs, not to one attempt at it')
 
 
