@@ -13,7 +13,9 @@
 """
 import ast
 import json
+import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -238,3 +240,24 @@ def test_the_examples_hook_template_is_as_long_as_the_readme_says():
     assert templates
     for template in templates:
         assert len(template.read_text().splitlines()) == says, template
+
+
+def test_an_includes_entry_that_is_a_path_builds_no_interface(tmp_path):
+    """What the README warns of, run offline: an example whose layer.yaml
+    includes this checkout by path instead of ``interface:tls`` builds, and
+    charm-proof passes, but the layer's files are at the top of the charm
+    and nothing is in hooks/relations/tls/."""
+    from support import build
+
+    layer = tmp_path / 'layer'
+    shutil.copytree(str(build.EXAMPLES / build.DEFAULT_EXAMPLE), str(layer))
+    (layer / 'layer.yaml').write_text(f"includes: ['{REPO}']\n")
+    env = {k: v for k, v in os.environ.items() if k not in build._FOREIGN_ENV}
+    out = tmp_path / 'out'
+    result = build._run([build._tool('charm-build'), '--hide-metrics', '-C', str(tmp_path / 'cache'),
+                         '-o', str(out), str(layer)], env, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout
+    charm = out / 'tls-example'
+    assert (charm / 'peers.py').is_file() and (charm / 'pem.py').is_file()
+    assert not (charm / 'hooks' / 'relations' / 'tls').exists()
+    assert 'Processing interface' not in result.stdout
