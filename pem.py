@@ -3,7 +3,7 @@ standard library (charms carry no ``cryptography`` for an interface layer).
 
 It reads PEM as RFC 7468 describes it and walks just enough DER to check a
 CSR's or a certificate's structure and to find what the layer compares:
-public keys, names, key identifiers, validity. README.md ("What PEM the
+public keys, names, key identifiers, validity. docs/design.md ("What PEM the
 layer takes") says what it takes and what it refuses, and why.
 """
 import base64
@@ -119,7 +119,7 @@ def _pem_ders(text, label, many=False):
     """The DER of each ``label`` block in ``text``; ValueError says what is
     wrong.
 
-    Read as RFC 7468 says, since tools write it so (README, "What PEM the
+    Read as RFC 7468 says, since tools write it so (docs/design.md, "What PEM the
     layer takes"): text around blocks is explanation (easy-rsa's dumps,
     pkcs12's Bag Attributes), CRLF ends lines, legacy labels count. Refused:
     private keys anywhere; a block of another kind (guessing which was meant

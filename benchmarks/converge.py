@@ -1,7 +1,7 @@
 """What convergence costs: hooks, hook tool calls and controller round trips
 for N units to get certificates.
 
-Run by ``tox -e bench``. It measures wire format 2 (README, "Wire format")
+Run by ``tox -e bench``. It measures wire format 2 (docs/design.md, "Wire format")
 under Juju's rules as jujusim models them from Juju's source: the leader is
 told of its own application-bag writes (jujusim's ``self_notify``, set here
 explicitly, so that ``$JUJUSIM_SELF_NOTIFY`` cannot change what is
@@ -184,12 +184,14 @@ hook more than once. Per N:
   the cache saves.
 
 It checks its claims and exits 1 naming the first that fails (:data:`CLAIMS`
-says them in words). It writes docs/cost.md and docs/cost.png, and the tables
-of the README's "What it costs" between their markers (``<!-- bench:NAME -->``
-and ``<!-- /bench:NAME -->``), the same tables cost.md holds between the same
-markers (``tests/test_readme_numbers.py`` checks that they agree). With
-``--out`` it writes cost.md and cost.png there and leaves the README alone;
-``--quick`` writes nothing unless ``--out`` is given.
+says them in words). It writes docs/cost.png, and docs/cost.md below the
+line :data:`GENERATED`, keeping the hand-written text above it. The summary
+tables in cost.md stand between markers (``<!-- bench:NAME -->`` and
+``<!-- /bench:NAME -->``), the only place they are kept;
+``tests/test_readme_numbers.py`` checks that each is there once and agrees
+with the detailed tables of the same runs. With ``--out`` it writes cost.md
+(what it generates, after that line) and cost.png there; ``--quick`` writes
+nothing unless ``--out`` is given.
 """
 import argparse
 import collections
@@ -228,7 +230,10 @@ OTHER_LATENCIES = (0.005, 0.050)
 CONTEXT_CALLS = 6
 #: The deployments replayed with every unit on its own machine.
 CONVERGENCE_N = (3, 5, 10, 20, 50)
-README = REPO / 'README.md'
+#: The line of docs/cost.md after which the benchmark writes; the text above
+#: it is written by hand, and kept.
+GENERATED = ('<!-- Written by tox -e bench (benchmarks/converge.py) from here on: '
+             'edit only the text above. -->')
 RELATION = 'tls'
 CERT_SUFFIX = CERT_KEY.format('')
 LAYER_FILE = os.path.join('hooks', 'relations', 'tls', 'peers.py')
@@ -840,8 +845,8 @@ def tools_table(runs):
         [r.label, r.n, sum(r.tools.values())] + [r.tools[t] for t in tools] for r in runs])
 
 
-def readme_deploy_table(runs):
-    """The README's deploy table: a row per N."""
+def summary_deploy_table(runs):
+    """The summary table of deployments: a row per N."""
     rows = []
     for r in runs:
         calls, layer = sum(r.tools.values()), r.origins['layer']
@@ -857,8 +862,8 @@ def readme_deploy_table(runs):
                   'wall s, in-process'], rows)
 
 
-def readme_operations_table(runs):
-    """The README's table of operations: a row per operation and N."""
+def summary_operations_table(runs):
+    """The summary table of operations: a row per operation and N."""
     runs = sorted(runs, key=lambda r: (list(OPERATIONS).index(r.label), r.n))
     return table(['operation', 'N', 'hooks', 'floor', 'wire format 1', 'tool calls',
                   'controller round trips', 'most calls in one follower hook',
@@ -925,36 +930,36 @@ def bottleneck(replays):
         + f' ({_ms(CALL_LATENCY)} a round trip).')
 
 
-def readme_tables(inp, inp_ops, replays):
-    """The README's tables by marker name, which cost.md holds too."""
-    return {'deploy': readme_deploy_table(inp), 'operations': readme_operations_table(inp_ops),
+def summary_tables(inp, inp_ops, replays):
+    """cost.md's summary tables by marker name."""
+    return {'deploy': summary_deploy_table(inp), 'operations': summary_operations_table(inp_ops),
             'convergence': convergence_table(replays)}
 
 
 def markers(name):
-    """The lines before and after README table ``name``."""
+    """The lines before and after summary table ``name``."""
     return f'<!-- bench:{name} -->', f'<!-- /bench:{name} -->'
 
 
 def marked(name, text):
-    """``text`` between the markers of README table ``name``."""
+    """``text`` between the markers of summary table ``name``."""
     begin, end = markers(name)
     return f'{begin}\n{text}\n{end}'
 
 
-def write_readme(path, tables):
-    """Put each of ``tables`` between its markers in the README at ``path``,
-    so that its figures are this run's; fail if a table's markers are not
-    there once each, in order, rather than leave a table unwritten."""
-    text = path.read_text()
-    for name, body in tables.items():
-        begin, end = markers(name)
-        if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
-            raise RuntimeError(f'{path} needs the markers {begin} and {end} once each, in order')
-        head, rest = text.split(begin + '\n')
-        tail = rest.split('\n' + end)[1]
-        text = head + marked(name, body) + tail
-    path.write_text(text)
+def write_cost(path, report_text):
+    """Write ``report_text`` into the cost.md at ``path`` after the line
+    :data:`GENERATED`, keeping what stands above it. A file that does not
+    exist yet gets that line and the report; one that exists without the
+    line, or with it more than once, is an error rather than text lost."""
+    head = ''
+    if path.exists():
+        text = path.read_text()
+        if text.count(GENERATED + '\n') != 1:
+            raise RuntimeError(f'{path} needs the line {GENERATED!r} once, above what the '
+                               'benchmark writes')
+        head = text.split(GENERATED + '\n')[0]
+    path.write_text(f'{head}{GENERATED}\n\n{report_text}')
 
 
 def growth(runs, operations):
@@ -1064,9 +1069,10 @@ def _plot_times(axes, replays):
 
 
 def report(inp, inp_ops, wall, same, replays, tables):
-    """docs/cost.md, with the README's ``tables`` between their markers."""
+    """What the benchmark writes into docs/cost.md, with the summary ``tables``
+    between their markers."""
     return '\n\n'.join([
-        '# What convergence costs',
+        '## What the benchmark measured',
         'Generated by `tox -e bench` (benchmarks/converge.py); its docstring explains every '
         "column and floor, and the rule that says which hook tool calls cost a controller "
         "round trip. Every run follows Juju's rules as jujusim models them from Juju's "
@@ -1077,7 +1083,7 @@ def report(inp, inp_ops, wall, same, replays, tables):
         'Claims the benchmark checks (it fails if one does not hold):\n\n'
         + '\n'.join(f'- {claim}' for claim in CLAIMS.values()),
         '## Part 1: deploy N units from nothing and settle',
-        "The README's table:",
+        'Summary:',
         marked('deploy', tables['deploy']),
         'Every run:',
         hooks_table(inp, wall),
@@ -1091,7 +1097,7 @@ def report(inp, inp_ops, wall, same, replays, tables):
         'Hook tool calls by tool:',
         tools_table(inp),
         '## Part 2: operations on N settled units',
-        "The README's table:",
+        'Summary:',
         marked('operations', tables['operations']),
         'Every run:',
         hooks_table(inp_ops, wall),
@@ -1122,7 +1128,7 @@ def main(argv=None):
     parser.add_argument('--quick', action='store_true', help=f'N in {QUICK_N} only')
     parser.add_argument('--max-n', type=int, help='largest N to run')
     parser.add_argument('--out', type=Path, help='where to write cost.md and cost.png '
-                        "(default: docs/ and the README's tables, or nowhere with --quick)")
+                        '(default: docs/, or nowhere with --quick)')
     args = parser.parse_args(argv)
     out = args.out or (None if args.quick else REPO / 'docs')
     limit = args.max_n or float('inf')
@@ -1151,7 +1157,7 @@ def main(argv=None):
         wall = {(r.label, r.n): r.seconds for r in sub + sub_ops}
         replays = [Convergence(r) for r in inp if r.n in CONVERGENCE_N]
         same = check_same(sub + sub_ops, inp + inp_ops)
-        tables = readme_tables(inp, inp_ops, replays)
+        tables = summary_tables(inp, inp_ops, replays)
         text = report(inp, inp_ops, wall, same, replays, tables)
         print(text)
         check_claims(inp + inp_ops, replays)
@@ -1159,12 +1165,9 @@ def main(argv=None):
         sys.exit(f'CLAIM FAILED: {failure}')
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / 'cost.md').write_text(text)
+        write_cost(out / 'cost.md', text)
         plot(inp, replays, out / 'cost.png')
         print(f'wrote {out / "cost.md"} and {out / "cost.png"}')
-    if args.out is None and not args.quick:
-        write_readme(README, tables)
-        print(f'wrote the tables of {README}')
     print(f'benchmark wall time {time.perf_counter() - started:.0f} s')
 
 

@@ -3,7 +3,7 @@
 Every test runs the layer for real inside the driver charm (tests/support/driver.py):
 real ``charms.reactive.main()`` dispatch, real handlers taking the relation
 object, real unitdata, with jujusim answering the hook tools. Test names say
-the rule they check, so that README.md can cite them.
+the rule they check, so that the docs (README.md, docs/) can cite them.
 """
 import collections
 

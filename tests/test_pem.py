@@ -4,7 +4,7 @@
 travels (``set_csr``, ``set_cert``, ``set_ca``, a peer's bag). The tables are
 the ones tests/test_hostile.py sends through real hooks; here each is checked
 against both kinds of value, plus the rules that are judgement calls
-(README, "Wire format"): they are written down here first.
+(docs/design.md, "What PEM the layer takes"): they are written down here first.
 """
 import base64
 import datetime

@@ -14,8 +14,8 @@ STANDARD_HOOKS = ('install', 'config-changed', 'start', 'update-status', 'leader
                   'leader-settings-changed', 'upgrade-charm')
 RELATION_HOOKS = ('created', 'joined', 'changed', 'departed')
 # Repository content that must never be copied into a charm.
-NOT_SHIPPED = ('tests', 'examples', 'benchmarks', 'docs', '.ci', '.git', '.gitignore',
-               'tox.ini', '.pytest_cache', '.tox', '__pycache__')
+NOT_SHIPPED = ('tests', 'examples', 'benchmarks', 'docs', 'CONTRIBUTING.md', '.ci', '.git',
+               '.gitignore', 'tox.ini', '.pytest_cache', '.tox', '__pycache__')
 
 
 # (example, relation name): tls-example also under another relation name.
