@@ -1,0 +1,78 @@
+"""``tox -e try`` (tests/try_charm.py) on the examples and on two broken
+variants of examples/minimal, each built by charm-build.
+
+Each example passes, with an option it supports: minimal re-keys (its key
+file deleted) and renews 70 days later, tls-example rotates its CA through
+ca-generation, easyrsa-example (whose leader never calls set_ca and issues
+its own certificate without the relation) just deploys. The variants fail
+with a clear last line:
+
+* a signer that issues each certificate for a fresh key instead of the
+  CSR's: set_cert refuses every certificate, so no unit gets one;
+* units that ask for a certificate for a key they throw away: the layer
+  delivers certificates it has every reason to accept, and only the tool's
+  own check (is a key in the unit's files the certificate's key?) fails them.
+"""
+import shutil
+
+import pytest
+import try_charm
+from support.build import EXAMPLES, build_charm
+
+# (example, the tool's options for it)
+PASSING = [
+    ('minimal', ['--rekey', '--advance-days', '70']),
+    ('tls-example', ['--rotate-ca', 'ca-generation=1']),
+    ('easyrsa-example', []),
+]
+# (variant, the text in minimal.py it replaces, its replacement, the reason the tool gives)
+FRESH_KEY = 'ec.generate_private_key(ec.SECP256R1())'
+BROKEN = [
+    ('wrong-key-signer',
+     [('name(unit), csr.public_key(), ca_key', f'name(unit), {FRESH_KEY}.public_key(), ca_key')],
+     'has no certificate'),
+    ('key-thrown-away',
+     [('tls.set_csr(csr_for(own_key()))', f'tls.set_csr(csr_for({FRESH_KEY}))'),
+      ('if spki(cert.public_key()) != spki(key.public_key()):', 'if False:')],
+     "no private key in its files is its certificate's key"),
+]
+
+
+@pytest.fixture(scope='module')
+def workdir(tmp_path_factory):
+    return tmp_path_factory.getbasetemp() / 'e2e-build'
+
+
+@pytest.mark.parametrize('example,options', PASSING, ids=[p[0] for p in PASSING])
+def test_each_example_passes(example, options, workdir, tmp_path, capsys):
+    charm = build_charm(workdir, example=example)
+    status = try_charm.main([str(charm), '--units', '3', '--keep', str(tmp_path), *options])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert out.splitlines()[-1] == 'OK: 3 units, every check passed'
+    assert out.count(': ok, TLSv1') == 6 * (1 + len([o for o in options if o.startswith('--')]))
+    if '--advance-days' in options:
+        assert 'renewed: minimal/0, minimal/1, minimal/2' in out
+
+
+@pytest.mark.parametrize('variant,patches,reason', BROKEN, ids=[b[0] for b in BROKEN])
+def test_a_broken_variant_of_minimal_fails(variant, patches, reason, workdir, tmp_path, capsys):
+    layer = tmp_path / f'minimal-{variant}'
+    shutil.copytree(str(EXAMPLES / 'minimal'), str(layer))
+    module = layer / 'reactive' / 'minimal.py'
+    code = module.read_text()
+    for old, new in patches:
+        assert code.count(old) == 1, old
+        code = code.replace(old, new)
+    module.write_text(code)
+    charm = build_charm(workdir, source=layer)
+
+    status = try_charm.main([str(charm), '--units', '2', '--keep', str(tmp_path / 'run')])
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert status == 1
+    assert last.startswith('FAIL: minimal/0') and reason in last, last
+
+
+def test_a_charm_it_cannot_try_is_refused_in_one_line(tmp_path, capsys):
+    assert try_charm.main([str(tmp_path)]) == 2
+    assert capsys.readouterr().out == f'FAIL: {tmp_path} is not a built charm: it has no metadata.yaml\n'
