@@ -86,7 +86,7 @@ def main(argv=None):
                                           workdir=str(workdir)))
         trial = Trial(model, Path(model.workdir))
         try:
-            trial.configure(args.config)
+            trial.configure(args.config, later=[args.rotate_ca] if args.rotate_ca else [])
             failures = trial.play(args)
         except Unusable as error:
             print(f'FAIL: {error}')
@@ -98,7 +98,8 @@ def main(argv=None):
         more = f' (and {len(failures) - 1} more, above)' if len(failures) > 1 else ''
         print(f'FAIL: {failures[0]}{more}')
         return 1
-    print(f'OK: {len(model.units)} units, every check passed')
+    units = len(model.units)
+    print(f'OK: {units} unit{"s" if units != 1 else ""}, every check passed')
     return 0
 
 
@@ -142,6 +143,10 @@ def inspect(charm, relation):
         raise Unusable('the charm is built with layer:basic, whose hooks install packages with '
                        'apt and pip on the machine they run on; give it a hooks/hook.template '
                        'as examples/minimal has, and put its wheelhouse.txt in the tox env')
+    shebang = (charm / 'hooks' / 'install').read_text(errors='replace').split('\n', 1)[0]
+    if 'python' in shebang and 'env python' not in shebang:
+        print(f'note: the hooks start with {shebang!r}, not /usr/bin/env python3: they run with '
+              f'that Python, not {sys.executable}')
     missing = missing_requirements(charm / 'wheelhouse.txt')
     if missing:
         raise Unusable(f'the hooks run with {sys.executable}, which lacks {", ".join(missing)} '
@@ -177,9 +182,12 @@ class Trial:
         self.seen = 0  # hook records already reported
         self.loud = 0  # distinct lines logged at WARNING or above
 
-    def configure(self, settings):
-        """Point the path options into the work directory, then set ``settings``."""
+    def configure(self, settings, later=()):
+        """Point the path options into the work directory, then set
+        ``settings``; check the ``later`` ones now, before any hook runs."""
         m = self.model
+        for setting in later:
+            self.typed(setting)
         for option, spec in sorted(m._options.items()):
             default = (spec or {}).get('default')
             if (spec or {}).get('type', 'string') == 'string' and isinstance(default, str) \
@@ -192,6 +200,14 @@ class Trial:
             self.set_config(setting)
 
     def set_config(self, setting):
+        key, typed = self.typed(setting)
+        if key in self.path_options:
+            self.path_options[key] = Path(typed)
+        self.model.set_config(**{key: typed})
+        print(f'config {key} = {typed!r}')
+
+    def typed(self, setting):
+        """(option, value of its type) from KEY=VALUE; Unusable if it is none."""
         key, value = parse_setting(setting)
         options = self.model._options
         if key not in options:
@@ -201,11 +217,7 @@ class Trial:
         try:
             typed = {'int': int, 'float': float, 'boolean': parse_bool}.get(kind, str)(value)
         except ValueError:
-            raise Unusable(f'{key} is a {kind} option, not {value!r}') from None
-        if key in self.path_options:
-            self.path_options[key] = Path(typed)
-        self.model.set_config(**{key: typed})
-        print(f'config {key} = {typed!r}')
+            raise Unusable(f'{key} is an option of type {kind}, not {value!r}') from None
         return key, typed
 
     def play(self, args):
@@ -313,7 +325,9 @@ class Trial:
             print(f'  {unit}{" (leader)" if unit == m.leader else ""}')
             if self.check_unit(unit, now, certs):
                 ready.append(unit)
-        for server, client in itertools.permutations(ready, 2):
+        # A lone unit shakes hands with itself, as a service talking to itself would.
+        pairs = list(itertools.permutations(ready, 2)) or [(unit, unit) for unit in ready]
+        for server, client in pairs:
             try:
                 hostname = server_name(certs[server], server)
                 result = pki.mtls_handshake(self.workdir / 'handshake', server, client,
@@ -321,8 +335,8 @@ class Trial:
                 print(f'  mTLS {server} (as {hostname}) <- {client}: ok, {result["version"]}')
             except (pki.HandshakeError, OSError, ValueError) as error:
                 self.fail(str(error).splitlines()[0])
-        if len(ready) < 2:
-            print('  mTLS: fewer than two units to try it between')
+        if not pairs:
+            print('  mTLS: no unit to try it with')
         return certs
 
     def check_unit(self, unit, now, certs):

@@ -76,3 +76,11 @@ def test_a_broken_variant_of_minimal_fails(variant, patches, reason, workdir, tm
 def test_a_charm_it_cannot_try_is_refused_in_one_line(tmp_path, capsys):
     assert try_charm.main([str(tmp_path)]) == 2
     assert capsys.readouterr().out == f'FAIL: {tmp_path} is not a built charm: it has no metadata.yaml\n'
+
+
+def test_an_option_the_charm_does_not_have_is_refused_before_deploying(workdir, tmp_path, capsys):
+    charm = build_charm(workdir, example='minimal')
+    assert try_charm.main([str(charm), '--keep', str(tmp_path), '--rotate-ca', 'ca-generation=1']) == 2
+    assert capsys.readouterr().out.splitlines()[-1] == \
+        'FAIL: ca-generation is not a config option of the charm (it has tls-dir)'
+    assert not list(tmp_path.glob('*/unit-*')), 'it deployed'
