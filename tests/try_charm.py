@@ -21,6 +21,9 @@ Options, each followed by the same checks:
   the key of its certificate, as an operator would after a compromise), run
   update-status on it and settle: the unit must end with a new key and a
   certificate for it. A charm that does not notice its key is gone fails.
+  ``--rekey KEY=VALUE`` sets a config option the charm re-keys every unit on
+  instead (tls-example and easyrsa-example: ``key-generation=1``); every
+  unit must end certified for a new key. (Put the charm's path first.)
 * ``--rotate-ca KEY=VALUE``: set a config option the charm makes a new CA
   from (tls-example: ``ca-generation=1``) and settle: every certificate must
   end issued by a CA other than the one before.
@@ -86,7 +89,8 @@ def main(argv=None):
                                           workdir=str(workdir)))
         trial = Trial(model, Path(model.workdir))
         try:
-            trial.configure(args.config, later=[args.rotate_ca] if args.rotate_ca else [])
+            later = [s for s in (args.rotate_ca, args.rekey) if isinstance(s, str)]
+            trial.configure(args.config, later=later)
             failures = trial.play(args)
         except Unusable as error:
             print(f'FAIL: {error}')
@@ -110,8 +114,9 @@ def parse(argv):
     parser.add_argument('--relation', help='the peer relation of interface tls, if several')
     parser.add_argument('--config', action='append', default=[], metavar='KEY=VALUE',
                         help='set a config option before deploying (repeatable)')
-    parser.add_argument('--rekey', action='store_true',
-                        help="delete a follower's key file; it must get a new key certified")
+    parser.add_argument('--rekey', nargs='?', const=True, metavar='KEY=VALUE',
+                        help="delete a follower's key file, or set the config option the charm "
+                        're-keys every unit on; each must get a new key certified')
     parser.add_argument('--rotate-ca', metavar='KEY=VALUE',
                         help='set the config option the charm makes a new CA from')
     parser.add_argument('--advance-days', type=float, metavar='N',
@@ -230,7 +235,7 @@ class Trial:
             return self.failures
         certs = self.check('deployed')
         if args.rekey and not self.failures:
-            self.rekey(certs)
+            self.rekey(certs, args.rekey)
         if args.rotate_ca and not self.failures:
             self.rotate(args.rotate_ca)
         if args.advance_days and not self.failures:
@@ -270,22 +275,30 @@ class Trial:
         self.loud += len(loud)
         return True
 
-    def rekey(self, before):
+    def rekey(self, before, setting):
+        """Without ``setting``, delete a follower's key file and run
+        update-status on it; with one (KEY=VALUE), set that config option.
+        Either way the units re-keyed must end certified for a new key."""
         m = self.model
-        unit = next((u for u in m.units if u != m.leader), m.leader)
-        cert = before.get(unit)
-        key_path = cert and self.key_file(unit, cert)
-        if key_path is None:
-            return self.fail(f'--rekey: no key file of {unit} to delete')
-        print(f'\n--rekey: deleting {self.show(key_path)}, then update-status on {unit}')
-        old_key = pki.public_der(cert.public_key())
-        key_path.unlink()
-        m.queue(unit, 'update-status')
+        if setting is True:
+            unit = next((u for u in m.units if u != m.leader), m.leader)
+            key_path = unit in before and self.key_file(unit, before[unit])
+            if not key_path:
+                return self.fail(f'--rekey: no key file of {unit} to delete')
+            print(f'\n--rekey: deleting {self.show(key_path)}, then update-status on {unit}')
+            key_path.unlink()
+            m.queue(unit, 'update-status')
+            rekeyed, how = [unit], f'after its key file {self.show(key_path)} was deleted'
+        else:
+            print(f'\n--rekey {setting}')
+            self.set_config(setting)
+            rekeyed, how = list(before), f'after {setting}'
         if self.settle('rekey'):
             after = self.check('after --rekey')
-            if unit in after and pki.public_der(after[unit].public_key()) == old_key:
-                self.fail(f'--rekey: {unit} is still certified for the key deleted from '
-                          f'{key_path}: the charm did not make a new key and ask for it')
+            for unit in rekeyed:
+                if unit in after and same_key(after[unit], before[unit]):
+                    self.fail(f'--rekey: {unit} is still certified for its old key {how}: '
+                              'the charm did not make a new key and ask for it')
 
     def rotate(self, setting):
         before = {unit: self.trusted(unit)[0] for unit in self.model.units}
@@ -526,6 +539,10 @@ def chains_to(chain, cas):
         if current is None:
             return None
     return None
+
+
+def same_key(cert, other):
+    return pki.public_der(cert.public_key()) == pki.public_der(other.public_key())
 
 
 def names_unit(cert, unit):
