@@ -12,8 +12,13 @@ unitdata, where the layer keeps them (``get_signed_cert()``, ``get_ca()``);
 the private key from the unit's files (the layer never sees it): its charm
 directory, and the directories of the config options whose default is an
 absolute path, which the tool points into its work directory because every
-unit runs on this one machine. A charm that never calls ``set_ca`` leaves
-``get_ca()`` empty; then the unit trusts the CA certificates in its files.
+unit runs on this one machine (a charm that writes to a fixed path would
+write there on this machine, every unit to the same file). A charm that
+never calls ``set_ca`` leaves ``get_ca()`` empty; then the unit trusts the CA
+certificates in its files. A leader the layer delivered no certificate to
+(easyrsa-example's issues its own) holds the newest certificate in its files
+for a key in its files. The hooks run with the ``python3`` next to the
+tool's (tox's env): it must have what the charm's wheelhouse.txt lists.
 
 Options, each followed by the same checks:
 
@@ -146,8 +151,8 @@ def inspect(charm, relation):
         raise Unusable(f'{relation} is no peer relation of interface tls in {metadata}')
     if (charm / 'lib' / 'charms' / 'layer' / 'basic.py').is_file():
         raise Unusable('the charm is built with layer:basic, whose hooks install packages with '
-                       'apt and pip on the machine they run on; give it a hooks/hook.template '
-                       'as examples/minimal has, and put its wheelhouse.txt in the tox env')
+                       'apt and pip on the machine they run on: build it with a '
+                       'hooks/hook.template instead, as examples/minimal is')
     shebang = (charm / 'hooks' / 'install').read_text(errors='replace').split('\n', 1)[0]
     if 'python' in shebang and 'env python' not in shebang:
         print(f'note: the hooks start with {shebang!r}, not /usr/bin/env python3: they run with '
