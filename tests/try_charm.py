@@ -30,8 +30,10 @@ Options, each followed by the same checks:
   instead (tls-example and easyrsa-example: ``key-generation=1``); every
   unit must end certified for a new key. (Put the charm's path first.)
 * ``--rotate-ca KEY=VALUE``: set a config option the charm makes a new CA
-  from (tls-example: ``ca-generation=1``) and settle: every certificate must
-  end issued by a CA other than the one before.
+  from (tls-example: ``ca-generation=1``) and run the hooks that follow one
+  at a time, with mTLS between every two units after each: none may fail
+  (the layer keeps both CAs trusted through a routine rotation), and every
+  certificate must end issued by a CA other than the one before.
 * ``--advance-days N``: move the hooks' clock N days ahead, run update-status
   on every unit and settle: every certificate must be valid then (renewed if
   it was due).
@@ -71,6 +73,7 @@ from peers import KV_CA, KV_CERT  # noqa: E402
 NOT_FILES = {'hooks', 'lib', 'reactive', 'wheelhouse', '.unit-state.db', '__pycache__'}
 MAX_FILE = 1 << 20  # bytes; bigger files are not PEM a charm writes
 LOUD = ('WARNING', 'ERROR', 'CRITICAL')
+MAX_HOOKS = 10000  # a phase that runs more does not settle
 
 
 class Unusable(Exception):
@@ -249,12 +252,22 @@ class Trial:
 
     # -- phases ---------------------------------------------------------------
 
-    def settle(self, phase):
-        """Settle; report the hooks that failed or logged loudly. False if it could not."""
+    def settle(self, phase, after_each=None):
+        """Settle, calling ``after_each(record)`` after every hook if given;
+        report the hooks that failed or logged loudly. False if it could not."""
         m = self.model
         started = time.monotonic()
         try:
-            m.settle()
+            if after_each is None:
+                m.settle()
+            for _ in range(MAX_HOOKS if after_each else 0):
+                if not m.pending():
+                    break
+                record = m.run(m.pending()[0][0])
+                if record is not None:
+                    after_each(record)
+            if m.pending():
+                raise JujuSimError(f'{MAX_HOOKS} hooks ran and hooks are still queued')
         except JujuSimError as error:
             self.fail(f'{phase}: {str(error).splitlines()[0]}')
             record = getattr(error, 'record', None)
@@ -307,10 +320,28 @@ class Trial:
 
     def rotate(self, setting):
         before = {unit: self.trusted(unit)[0] for unit in self.model.units}
-        print(f'\n--rotate-ca {setting}')
+        print(f'\n--rotate-ca {setting}: the hooks one at a time, mTLS between every two '
+              'units after each')
         self.set_config(setting)
-        if not self.settle('rotate'):
+        handshakes, broken = [0], []
+
+        def shake(record):
+            now = self.now()
+            ready = [unit for unit in self.model.units if self.prepare(unit)]
+            for server, client in itertools.permutations(ready, 2):
+                handshakes[0] += 1
+                try:
+                    pki.mtls_handshake(self.workdir / 'handshake', server, client,
+                                       server_hostname=server_name(self.held_cert(server), server),
+                                       at=now)
+                except (pki.HandshakeError, OSError, ValueError) as error:
+                    broken.append(f'after hook {record.seq} ({record.unit} {record.hook}): '
+                                  f'{str(error).splitlines()[0]}')
+        if not self.settle('rotate', after_each=shake):
             return
+        print(f'  {handshakes[0]} handshakes during the rotation, {len(broken)} failed')
+        if broken:
+            self.fail(f'--rotate-ca broke {len(broken)} handshakes, first {broken[0]}')
         after = self.check('after --rotate-ca')
         for unit, cert in after.items():
             old = [ca for ca in before.get(unit) or [] if issued(cert, ca)]
@@ -397,6 +428,22 @@ class Trial:
             pki.write_unit(self.workdir / 'handshake', unit, load_key(key_path), pem,
                            ''.join(text(ca) for ca in cas))
         return ok and bool(cas)
+
+    def prepare(self, unit):
+        """Write ``unit``'s handshake files quietly, from what it holds now;
+        False if it lacks a certificate, its key or a CA."""
+        pem = self.held(unit)[0]
+        cert = pem and x509.load_pem_x509_certificate(pem.encode())
+        key_path = cert and self.key_file(unit, cert)
+        cas = self.trusted(unit)[0]
+        if not (key_path and cas):
+            return False
+        pki.write_unit(self.workdir / 'handshake', unit, load_key(key_path), pem,
+                       ''.join(text(ca) for ca in cas))
+        return True
+
+    def held_cert(self, unit):
+        return x509.load_pem_x509_certificate(self.held(unit)[0].encode())
 
     def held(self, unit):
         """(PEM of the certificate ``unit`` holds, where it comes from): the

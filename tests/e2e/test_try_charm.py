@@ -12,6 +12,9 @@ through key-generation. The variants fail with a clear last line:
 * units that ask for a certificate for a key they throw away: the layer
   delivers certificates it has every reason to accept, and only the tool's
   own check (is a key in the unit's files the certificate's key?) fails them.
+
+And tls-example's emergency CA rotation fails on the handshakes the tool
+runs after every hook of a rotation.
 """
 import shutil
 
@@ -86,3 +89,17 @@ def test_an_option_the_charm_does_not_have_is_refused_before_deploying(workdir, 
     assert capsys.readouterr().out.splitlines()[-1] == \
         'FAIL: ca-generation is not a config option of the charm (it has tls-dir)'
     assert not list(tmp_path.glob('*/unit-*')), 'it deployed'
+
+
+def test_a_rotation_that_breaks_handshakes_fails(workdir, tmp_path, capsys):
+    """tls-example's emergency rotation drops the old CA at once, so units
+    that have their new certificate and units that have not yet cannot
+    talk: the handshakes after each hook catch it, though every unit ends
+    with a working certificate."""
+    charm = build_charm(workdir, example='tls-example')
+    status = try_charm.main([str(charm), '--units', '2', '--keep', str(tmp_path),
+                             '--config', 'ca-emergency=true', '--rotate-ca', 'ca-generation=1'])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert out.splitlines()[-1].startswith('FAIL: --rotate-ca broke '), out.splitlines()[-1]
+    assert 'mTLS tls-example/0 (as tls-example-0) <- tls-example/1: ok' in out.split('after --rotate-ca')[1]
