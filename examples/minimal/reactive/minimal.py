@@ -47,10 +47,11 @@ def sign_requests(tls):
 
 @when('signed certificate available')
 def install_certificate(tls):
-    cert, key = x509.load_pem_x509_certificate(tls.get_signed_cert().encode()), own_key()
-    if spki(cert.public_key()) != spki(key.public_key()):  # key.pem was replaced: ask again
+    cert_pem, key = tls.get_signed_cert(), own_key()  # leaf first, then any chain
+    if spki(x509.load_pem_x509_certificate(cert_pem.encode()).public_key()) != spki(
+            key.public_key()):  # key.pem was replaced: ask for a certificate for the new key
         return tls.set_csr(csr_for(key))
-    write(unit_dir() / 'cert.pem', text(cert))
+    write(unit_dir() / 'cert.pem', cert_pem)
     if tls.get_ca() is None:  # a leader that never calls set_ca: there is nothing to trust
         return hookenv.status_set('blocked', 'certificate installed, but no CA to trust')
     write(unit_dir() / 'ca.pem', tls.get_ca())
