@@ -19,7 +19,8 @@ NOT_SHIPPED = ('tests', 'examples', 'benchmarks', 'docs', 'CONTRIBUTING.md', '.c
 
 
 # (example, relation name): tls-example also under another relation name.
-BUILDS = [('tls-example', 'tls'), ('tls-example', 'cluster'), ('easyrsa-example', 'tls')]
+BUILDS = [('tls-example', 'tls'), ('tls-example', 'cluster'), ('easyrsa-example', 'tls'),
+          ('minimal', 'tls')]
 
 
 @pytest.fixture(scope='module', params=BUILDS, ids=['-'.join(b) for b in BUILDS])

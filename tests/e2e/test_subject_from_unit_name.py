@@ -1,4 +1,4 @@
-"""Both examples name a certificate after the unit the layer pairs its CSR
+"""The examples name a certificate after the unit the layer pairs its CSR
 with, never after what the CSR asks for.
 
 The layer hands the leader's signer ``{unit name: CSR}``, the unit name
@@ -24,7 +24,7 @@ from support.deployment import Deployment
 from peers import CERT_KEY, CSR_DIGEST_KEY, CSR_KEY
 
 
-@pytest.fixture(params=['tls-example', 'easyrsa-example'])
+@pytest.fixture(params=['tls-example', 'easyrsa-example', 'minimal'])
 def app(request, tmp_path_factory, tmp_path):
     charm = build_charm(tmp_path_factory.getbasetemp() / 'e2e-build', example=request.param)
     deployment = Deployment(charm, 'tls', tmp_path)

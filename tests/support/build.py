@@ -47,22 +47,26 @@ class BuildError(RuntimeError):
     """charm-build or charm-proof failed; the message carries their output."""
 
 
-def build_charm(workdir, relation_name='tls', strict=True, example=DEFAULT_EXAMPLE):
-    """Return the directory of the built charm of ``examples/<example>``.
+def build_charm(workdir, relation_name='tls', strict=True, example=DEFAULT_EXAMPLE, source=None):
+    """Return the directory of the built charm of ``examples/<example>``,
+    or of the layer in directory ``source`` (a variant a test made; its
+    directory name stands for ``example`` in the cache key).
 
     ``relation_name`` renames the peer relation in metadata.yaml, proving the
     layer does not depend on its relation being called ``tls``. With
     ``strict`` (the default) any charm-proof warning fails the build: the
     examples are clean, so a warning is a regression. Errors always fail.
     """
-    layer = EXAMPLES / example
+    layer = Path(source).resolve() if source else EXAMPLES / example
+    example = layer.name
     charm_name = _charm_name(layer)
     cache_root = Path(os.environ.get(CACHE_ENV) or Path(workdir) / 'charm-builds').resolve()
     if cache_root == REPO or REPO in cache_root.parents:
         # interface:tls is the checkout itself, so charm-build would copy
         # earlier builds kept inside it into hooks/relations/tls/.
         raise ValueError('build cache {} must be outside the repository'.format(cache_root))
-    key = '{}-{}-{}'.format(example, relation_name, source_digest(relation_name, example)[:16])
+    digest = source_digest(relation_name, example, extra=layer if source else None)
+    key = '{}-{}-{}'.format(example, relation_name, digest[:16])
     final = cache_root / key
     charm = final / charm_name
     if (final / 'build.json').exists():
@@ -89,8 +93,9 @@ def build_info(charm_dir):
     return json.loads((Path(charm_dir).parent / 'build.json').read_text())
 
 
-def source_digest(relation_name, example=DEFAULT_EXAMPLE):
-    """SHA-256 over every input of a build.
+def source_digest(relation_name, example=DEFAULT_EXAMPLE, extra=None):
+    """SHA-256 over every input of a build (and the layer in directory
+    ``extra``, when it is not one of the examples).
 
     Deliberately broad (the whole checkout but VCS data and caches, this
     module included) so a cached charm is never stale; a spurious rebuild
@@ -99,13 +104,20 @@ def source_digest(relation_name, example=DEFAULT_EXAMPLE):
     h = hashlib.sha256()
     h.update('example={}\nrelation={}\n'.format(example, relation_name).encode())
     h.update('charm-tools={}\n'.format(_charm_tools_version()).encode())
-    for root, dirs, files in os.walk(str(REPO)):
+    for top in (REPO, Path(extra)) if extra else (REPO,):
+        _digest_tree(h, top)
+    return h.hexdigest()
+
+
+def _digest_tree(h, top):
+    """Feed the files under ``top`` (paths relative to it) into the hash ``h``."""
+    for root, dirs, files in os.walk(str(top)):
         dirs[:] = sorted(d for d in dirs if d not in _NOT_INPUTS)
         for name in sorted(files):
             if name.endswith('.pyc'):
                 continue
             path = Path(root) / name
-            rel = path.relative_to(REPO).as_posix()
+            rel = path.relative_to(top).as_posix()
             h.update(rel.encode() + b'\0')
             if path.is_symlink():
                 h.update(b'link:' + os.readlink(str(path)).encode())
@@ -113,7 +125,6 @@ def source_digest(relation_name, example=DEFAULT_EXAMPLE):
                 h.update(str(path.stat().st_mode & 0o111).encode())
                 h.update(path.read_bytes())
             h.update(b'\0')
-    return h.hexdigest()
 
 
 def _build(scratch, source, charm_name, relation_name, strict):
