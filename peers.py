@@ -37,10 +37,12 @@ except ImportError:  # the module alone, as the tests import it
 
 INTERFACE = 'tls'
 
-# States, named as in the original layer.
+# States, named as in the original layer; and the CAs to trust, raised anew
+# on each change, which the original layer did not tell.
 CREATE_CSR = 'create certificate signing request'
 SIGN_CSR = 'sign certificate signing request'
 CERT_AVAILABLE = 'signed certificate available'
+CA_AVAILABLE = 'ca certificate available'
 
 # Relation keys. Every unit writes CSR_KEY in its own bag, and CA_ACK_KEY
 # there during a CA rotation; the leader writes the others in the
@@ -130,7 +132,7 @@ class TlsPeers(RelationBase):
         once; all answers of a hook are published when it ends. ValueError
         on a non-leader, where the relation cannot be used, for a unit with
         no valid CSR, for anything but certificates for the CSR's key, and
-        for one issued by none of the CAs published or being rotated to."""
+        for one the issuing CA (``ca``, once there is one) did not issue."""
         _require_leader('set_cert')
         hook = _hook(self.relation_name)
         if not hook.usable:
@@ -142,7 +144,7 @@ class TlsPeers(RelationBase):
                              f"units with one: {', '.join(sorted(csrs)) or 'none'} (unit names are "
                              '<application>/<number>)')
         try:
-            answer = _checked(_certificates(certificate), csr, _roles(hook.decision.cas))
+            answer = _checked(_certificates(certificate), csr, hook.decision.cas[CA_KEY])
         except ValueError as error:
             raise ValueError(f'set_cert: certificate for {unit_name}: {error}') from None
         _warn_if_it_outlives_its_ca(unit_name, answer, hook.decision.cas)
@@ -152,7 +154,7 @@ class TlsPeers(RelationBase):
                     held=answer if own else hook.inputs.held)
         if own:
             _deliver(answer)
-            _raise_available(self.relation_name)
+            _raise(self.relation_name, CERT_AVAILABLE)
         hook.update_states()
 
     def get_signed_cert(self):
@@ -173,7 +175,7 @@ class TlsPeers(RelationBase):
         between units until each has its new certificate. ValueError on a
         non-leader and for anything but certificates."""
         _require_leader('set_ca')
-        given = _parsed('set_ca', _certificates, ca)
+        given = _parsed('set_ca', _authorities, ca)
         hook = _hook(self.relation_name)
         hook.change(requested=(given, emergency), state=_given(hook, given))
         hook.take_trust()
@@ -260,9 +262,9 @@ def _read_cas(app, state, warn):
     leader republishes its record."""
     recorded, cas = state['cas'], {}
     for key in CA_KEYS:
-        cas[key] = _valid(app.get(key), _certificates, key if warn else None)
+        cas[key] = _valid(app.get(key), _authorities, key if warn else None)
         if cas[key] is None and (app.get(key) or key == CA_KEY):
-            cas[key] = _valid(recorded.get(key), _certificates)
+            cas[key] = _valid(recorded.get(key), _authorities)
     value = app.get(CA_ROUND_KEY)
     if value and not _ROUND.fullmatch(str(value)) and warn:
         _warn(_APP_BAG, CA_ROUND_KEY, 'it is not a number')
@@ -330,7 +332,7 @@ def decide(snapshot, inputs):
     the bags should hold when the hook ends: a function of its arguments
     alone."""
     cas = _plan(snapshot, inputs.requested) if snapshot.leader else snapshot.cas
-    take, notes = _own_answer(snapshot, inputs, cas)
+    take, notes = _own_answer(snapshot, inputs)
     pending, app = {}, {}
     if snapshot.leader:
         pending, app = _pending(snapshot, inputs, cas), _app_changes(snapshot, inputs, cas)
@@ -370,10 +372,10 @@ def _trusted_everywhere(snapshot, transition):
     return snapshot.live() <= set(snapshot.acks) | {snapshot.unit}
 
 
-def _own_answer(snapshot, inputs, cas):
+def _own_answer(snapshot, inputs):
     """The certificate the application bag holds for this unit, if it
-    answers its current CSR with the CSR's key under a CA it trusts and
-    is not the one it holds; and why not, as notes."""
+    answers its current CSR with the CSR's key under the bag's issuing CA
+    and is not the one it holds; and why not, as notes."""
     key, digest_key = CERT_KEY.format(snapshot.unit), CSR_DIGEST_KEY.format(snapshot.unit)
     answer, digest = snapshot.answers.get(snapshot.unit, (None, None))
     if not (snapshot.app.get(key) or digest):
@@ -389,7 +391,7 @@ def _own_answer(snapshot, inputs, cas):
     if digest != inputs.csr.digest:
         return None, _ignored(digest_key, "it is not the digest of this unit's CSR")
     try:
-        answer = _checked(answer, inputs.csr, _roles(cas))
+        answer = _checked(answer, inputs.csr, snapshot.cas[CA_KEY])  # what the bag was issued under
     except ValueError as error:
         return None, _ignored(key, error)
     return (answer if not inputs.held or answer.pem != inputs.held.pem else None), ()
@@ -412,19 +414,19 @@ def _answered(snapshot, inputs, unit, csr, cas):
     """Whether the application bag answers ``unit``'s ``csr`` under the
     issuing CA with a certificate not yet due: past RENEW_AT of its
     lifetime (or expired), unless a renewal gave no later notAfter."""
-    answer = _published_answer(snapshot, unit, csr, [cas[CA_KEY]])
+    answer = _published_answer(snapshot, unit, csr, cas[CA_KEY])
     due = answer and _lifetime_passed(answer, snapshot.now) >= RENEW_AT
     return bool(answer) and not (due and inputs.state['stalled'].get(unit) != _expiry(answer))
 
 
-def _published_answer(snapshot, unit, csr, cas):
+def _published_answer(snapshot, unit, csr, ca):
     """The certificate the application bag holds for ``unit`` if it
-    answers ``csr`` (digest, public key) under one of ``cas``, else None."""
+    answers ``csr`` (digest, public key) under ``ca`` (_checked), else None."""
     answer, digest = snapshot.answers.get(unit, (None, None))
     if answer is None or digest != csr.digest:
         return None
     try:
-        return _checked(answer, csr, cas)
+        return _checked(answer, csr, ca)
     except ValueError:
         return None
 
@@ -499,20 +501,22 @@ def _roles(cas):
     return [cas[key] for key in CA_KEYS]
 
 
-def _checked(answer, csr, cas):
+def _checked(answer, csr, ca):
     """``answer`` (Certificates, leaf first, then any chain) if its leaf
-    carries the public key of ``csr`` and, if any of ``cas`` (Certificates
-    or None) is given, was issued by one, or by a certificate of the chain
-    that one issued; ValueError otherwise."""
-    leaf, issuers = answer.certs[0], [cert for ca in cas if ca for cert in ca.certs]
+    carries the public key of ``csr`` and, where ``ca`` (the issuing CA's
+    Certificates) is given, was issued by it, or by a certificate of the
+    chain that it issued; ValueError otherwise. Not by the next CA, which
+    a unit may not trust yet, nor by one a rotation replaced: the leader's
+    charm issues under ``ca`` alone."""
+    leaf, issuers = answer.certs[0], list(ca.certs) if ca else []
     if leaf.key != csr.key:
         raise ValueError('its public key is not the one in the CSR it answers')
     issued = leaf
     for _ in answer.certs:  # up the chain that follows the leaf, to one of the CAs
-        if not issuers or any(pem.issued_by(issued, ca) for ca in issuers):
+        if not issuers or any(pem.issued_by(issued, issuer) for issuer in issuers):
             return answer
         issued = next((cert for cert in answer.certs[1:] if pem.issued_by(issued, cert)), leaf)
-    raise ValueError('its issuer is none of the CAs published or being rotated to')
+    raise ValueError('its issuer is none of the CAs answers are issued under (ca)')
 
 
 def _ignored(key, reason, writer=_APP_BAG):
@@ -546,20 +550,23 @@ class _Hook:
             if self.decision.take:
                 _deliver(self.decision.take)
                 self.change(held=self.decision.take)
-                _raise_available(self.relation_name)
+                _raise(self.relation_name, CERT_AVAILABLE)
         self.update_states()
 
     def take_trust(self):
-        """Trust the decided CAs. A change of trust raises ``signed
-        certificate available`` anew while this unit holds a certificate:
-        a charm that cleared it must still write its new ca.pem."""
+        """Trust the decided CAs. A change of trust raises ``ca certificate
+        available`` anew, and ``signed certificate available`` while this
+        unit holds a certificate: a charm that cleared either, or a unit
+        between re-key and answer, must still write its new ca.pem before a
+        peer presents a certificate from the new CA."""
         trust = self.decision.trust
         if trust and trust != unitdata.kv().get(KV_CA):
             unitdata.kv().set(KV_CA, trust)
             cas = self.decision.cas
             unitdata.kv().set(KV_CA_EXPIRY, _iso(min(_ca_expiry(ca) for ca in _roles(cas) if ca)))
+            _raise(self.relation_name, CA_AVAILABLE)
             if self.inputs.held:
-                _raise_available(self.relation_name)
+                _raise(self.relation_name, CERT_AVAILABLE)
 
     def update_states(self):
         if _relation_refused():
@@ -567,10 +574,12 @@ class _Hook:
         held = self.usable and bool(self.inputs.held)
         _toggle(self.relation_name, CREATE_CSR, self.usable and not self.inputs.csr)
         _toggle(self.relation_name, SIGN_CSR, self.usable and bool(self.decision.pending))
-        # Raised on delivery. A charm that clears it (as the original's
-        # consumers do) runs its copy and restart handlers once per
-        # certificate or trust, not once per hook.
+        # Raised on delivery and on a change of trust (_raise). A charm that
+        # clears them (as the original's consumers do) runs its copy and
+        # restart handlers once per certificate or trust, not once per hook.
         _toggle(self.relation_name, CERT_AVAILABLE, held and is_flag_set(CERT_AVAILABLE))
+        trusts = self.usable and bool(unitdata.kv().get(KV_CA))
+        _toggle(self.relation_name, CA_AVAILABLE, trusts and is_flag_set(CA_AVAILABLE))
 
     def write(self):
         """When the hook ends: this unit's bookkeeping, and one relation-set
@@ -603,7 +612,7 @@ def _stalled(hook, unit, csr, answer):
     not move notAfter on (a cached certificate, a CA that caps validity)
     is warned about, once, and ``unit`` not listed again until its
     certificate changes, rather than asked for in every hook."""
-    renewed = _published_answer(hook.snapshot, unit, csr, ())
+    renewed = _published_answer(hook.snapshot, unit, csr, None)
     stalls = bool(renewed and _lifetime_passed(renewed, hook.snapshot.now) >= RENEW_AT
                   and _expiry(answer) <= _expiry(renewed))
     stalled = dict(hook.inputs.state['stalled'])
@@ -654,11 +663,11 @@ def _deliver(answer):
     hookenv.log(f'interface-tls: certificate for {me} delivered', hookenv.INFO)
 
 
-def _raise_available(relation_name):
-    """Raise ``signed certificate available`` anew, so its handlers run
-    again even if it was raised (or the charm cleared it)."""
-    _toggle(relation_name, CERT_AVAILABLE, False)
-    _toggle(relation_name, CERT_AVAILABLE, True)
+def _raise(relation_name, flag):
+    """Raise ``flag`` anew, so its handlers run again even if it was
+    raised (or the charm cleared it)."""
+    _toggle(relation_name, flag, False)
+    _toggle(relation_name, flag, True)
 
 
 def _toggle(relation_name, flag, active):
@@ -761,6 +770,12 @@ def _require_leader(method):
 def _certificates(text):
     """pem.certificates, memoized for the hook: each PEM is parsed once."""
     return pem.certificates(text)
+
+
+@hookenv.cached
+def _authorities(text):
+    """pem.authorities, memoized for the hook."""
+    return pem.authorities(text)
 
 
 @hookenv.cached

@@ -37,11 +37,13 @@ _DER_GENERALIZED_TIME = 0x18
 _DER_OID = 0x06
 _DER_EXPLICIT_3 = 0xA3
 _DER_IMPLICIT_0 = 0x80
-# DER object identifiers: id-ecPublicKey (RFC 5480), subjectKeyIdentifier and
-# authorityKeyIdentifier (RFC 5280).
+# DER object identifiers: id-ecPublicKey (RFC 5480), subjectKeyIdentifier,
+# authorityKeyIdentifier and basicConstraints (RFC 5280).
 _EC_PUBLIC_KEY = bytes.fromhex('06072a8648ce3d0201')
 _SUBJECT_KEY_ID = bytes.fromhex('0603551d0e')
 _AUTHORITY_KEY_ID = bytes.fromhex('0603551d23')
+_BASIC_CONSTRAINTS = bytes.fromhex('0603551d13')
+_DER_BOOLEAN = 0x01
 _UNCOMPRESSED_POINT = 0x04
 
 
@@ -55,6 +57,12 @@ class Cert(NamedTuple):
     not_after: float
     authority_key_id: Optional[bytes]
     subject_key_id: Optional[bytes]
+    ca: Optional[bool]  # basicConstraints' cA, None without the extension
+
+    def may_issue(self):
+        """Whether it may be a CA: its basicConstraints says so, or, with
+        none (X.509 v1, keytool's default), it is self-issued."""
+        return self.ca or (self.ca is None and self.issuer == self.subject)
 
 
 class Certificates(NamedTuple):
@@ -82,8 +90,18 @@ def certificates(text):
     for der in ders:
         fields = _signed_fields(der, CERT_LABEL)
         certs.append(Cert(der, der[fields[-1][1]:fields[-1][3]], *_names(der), *_validity(der),
-                          *_key_ids(der)))
+                          *_extensions(der)))
     return Certificates(_pem(CERT_LABEL, ders), _sha256(ders), tuple(certs))
+
+
+def authorities(text):
+    """``text`` read as CA certificate(s), each one that may issue
+    (Cert.may_issue); ValueError says why not."""
+    read = certificates(text)
+    if not all(cert.may_issue() for cert in read.certs):
+        raise ValueError('a certificate in it is not a CA certificate: its basicConstraints do not say '
+                         'CA, or it has none and is not self-signed')
+    return read
 
 
 def request(text):
@@ -205,9 +223,10 @@ def _check_csr_key(der):
                          'make the CSR from a key in uncompressed form')
 
 
-def _key_ids(der):
-    """(authority key identifier, subject key identifier) of a DER
-    certificate, each None where it has none (or an unreadable one)."""
+def _extensions(der):
+    """(authority key identifier, subject key identifier, CA) of a DER
+    certificate: each identifier None where it has none (or an unreadable
+    one); CA True or False as its basicConstraints says, None without it."""
     found = {}
     try:
         _, _, start, end = _der_children(der, *_der_element(der, 0, len(der))[1:])[0]
@@ -217,13 +236,17 @@ def _key_ids(der):
                 for _, _, begin, stop in _der_children(der, first, last):
                     parts = _der_children(der, begin, stop)
                     found[der[parts[0][1]:parts[0][3]]] = _der_children(der, parts[-1][2], parts[-1][3])[0]
-        authority, subject = found.get(_AUTHORITY_KEY_ID), found.get(_SUBJECT_KEY_ID)
+        authority, subject, basic = (found.get(oid) for oid in (_AUTHORITY_KEY_ID, _SUBJECT_KEY_ID,
+                                                                 _BASIC_CONSTRAINTS))
         if authority:
             authority = next((der[s:e] for tag, _, s, e in _der_children(der, *authority[2:])
                               if tag == _DER_IMPLICIT_0), None)
-        return authority, subject and der[subject[2]:subject[3]]
+        if basic:
+            flag = _der_children(der, *basic[2:])[:1]
+            basic = bool(flag) and flag[0][0] == _DER_BOOLEAN and der[flag[0][2]:flag[0][3]] != b'\x00'
+        return authority, subject and der[subject[2]:subject[3]], basic
     except (ValueError, IndexError):
-        return None, None
+        return None, None, None
 
 
 def _validity(der):

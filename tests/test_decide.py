@@ -201,3 +201,29 @@ def test_the_leader_repairs_junk_over_a_ca_from_its_record():
     assert cas == roles(a, b, rotation=4)
     decision = peers.decide(snapshot(cas, app=app, acks={PEER: None}), inputs())  # PEER has not acked
     assert decision.app == {CA_KEY: a.pem, CA_ROUND_KEY: '4'} and decision.trust == a.pem + b.pem
+
+
+def test_a_follower_takes_no_answer_issued_by_the_next_ca(pki_set):
+    """Phase 1: the leader issues nothing, so an answer from ``ca_next`` in
+    the bag (an operator's) is no answer: a unit that trusts only ``ca``
+    would reject it."""
+    cas, csrs = pki_set
+    csr = pem.request(csrs[PEER])
+    early = answer_of(cas['B'], csrs[PEER])
+    app = {CERT_KEY.format(PEER): early.pem, CSR_DIGEST_KEY.format(PEER): csr.digest}
+    snap = snapshot(roles(cas['A'], cas['B'], rotation=1), leader=False, unit=PEER, app=app,
+                    answers={PEER: (early, csr.digest)})
+    decision = peers.decide(snap, inputs(csr))
+    assert decision.take is None and 'issuer' in decision.notes[0][1]
+
+
+def test_a_leaf_certificate_is_no_ca():
+    """An operator's leaf certificate over ``ca`` reads as junk (the
+    recorded CA stands), and set_ca refuses one."""
+    a = pki.make_ca('A')
+    leaf = pki.sign(a, pki.make_csr(pki.make_key(), PEER))
+    state = {'cas': {CA_KEY: a.pem, CA_NEXT_KEY: None, CA_PREVIOUS_KEY: None}}
+    assert peers._read_cas({CA_KEY: leaf}, state, False)[CA_KEY] == certs(a)
+    with pytest.raises(ValueError, match='not a CA certificate'):
+        pem.authorities(a.pem + leaf)
+    assert pem.authorities(a.pem) == certs(a)

@@ -978,6 +978,28 @@ def test_a_change_of_trust_reaches_a_charm_that_cleared_available(make):
     assert issued_by(new, last['cert']) and last['ca'] == new.pem + old.pem
 
 
+def test_a_unit_between_a_re_key_and_its_answer_is_told_of_a_new_ca(make):
+    """drv/1 re-keys (no certificate until the leader answers, so ``signed
+    certificate available`` is down) and a rotation begins: ``ca
+    certificate available`` is raised anew in the hook that trusts the new
+    CA, before drv/1 acknowledges it, so its charm writes ca.pem before any
+    peer presents a certificate from the new CA."""
+    drv = make(units=3)
+    drv.control('drv/1', clear=True)
+    drv.control('drv/0', sign=False)
+    drv.rekey('drv/1')
+    assert drv.cert('drv/1') is None and peers.CA_AVAILABLE not in drv.model.flags('drv/1')
+    old, new = drv.ca, pki.make_ca('new CA')
+    drv.call('drv/0', 'set_ca', new.pem)
+    handled = len(drv.runs('drv/1', 'ca available'))
+    drv.run('drv/1', 'update-status')  # after the -changed that brings the new CA
+    assert [run['ca'] for run in drv.runs('drv/1', 'ca available')[handled:]] == [old.pem + new.pem]
+    assert drv.model.bag('drv/1')[peers.CA_ACK_KEY] == ca_ack(old.pem, new.pem)
+    assert peers.CA_AVAILABLE not in drv.model.flags('drv/1')  # cleared by its charm
+    drv.run('drv/1', 'update-status')
+    assert drv.runs('drv/1', 'ca available', drv.record) == []  # once per change, not per hook
+
+
 def test_original_consumer_after_a_leader_move(make):
     """The old leader, now a follower without a CSR, is asked for one; the
     new leader signs it along with nothing else."""

@@ -54,8 +54,12 @@ def install_certificate(tls):
     write(unit_dir() / 'cert.pem', cert_pem)
     if tls.get_ca() is None:  # a leader that never calls set_ca: there is nothing to trust
         return hookenv.status_set('blocked', 'certificate installed, but no CA to trust')
-    write(unit_dir() / 'ca.pem', tls.get_ca())
     hookenv.status_set('active', 'certificate valid until ' + tls.get_signed_cert_expiry())
+
+
+@when('ca certificate available')  # again on each change of the CAs to trust, certificate or not
+def install_ca(tls):
+    write(unit_dir() / 'ca.pem', tls.get_ca())
 
 
 def own_key():

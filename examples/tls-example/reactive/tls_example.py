@@ -116,6 +116,14 @@ def install_certificate(tls):
         not_after(cert)))
 
 
+@when('ca certificate available')
+def install_ca(tls):
+    """Write ca.pem whenever the CAs to trust change, with or without a
+    certificate: a unit between a re-key and its answer must trust a new
+    CA before its peers present certificates from it."""
+    write_if_changed(unit_dir() / 'ca.pem', tls.get_ca())
+
+
 # --- unit side: key and CSR -------------------------------------------------
 
 def unit_dir():

@@ -98,3 +98,10 @@ def available(tls):
         remove_state('signed certificate available')
     elif control()['sign'] and hookenv.is_leader():
         tls.set_ca(test_ca().pem)
+
+
+@when('ca certificate available')
+def ca_available(tls):
+    note_handler('ca available', tls)
+    if control().get('clear'):
+        remove_state('ca certificate available')
