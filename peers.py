@@ -47,8 +47,9 @@ CA_AVAILABLE = 'ca certificate available'
 # Relation keys. Every unit writes CSR_KEY in its own bag, and CA_ACK_KEY
 # there during a CA rotation; the leader writes the others in the
 # application bag: the CA answers are issued under, during a rotation the
-# next one, after it the one it replaced (until that expires), and the
-# number of rotations started, which an acknowledgement names.
+# next one, after it the one it replaced (until every unit holds a
+# certificate from the new one), the number of rotations started, which an
+# acknowledgement names, and when the rotation's phase began (POSIX seconds).
 CSR_KEY = 'csr'
 CA_ACK_KEY = 'ca_ack'
 CA_KEY = 'ca'
@@ -56,6 +57,8 @@ CA_NEXT_KEY = 'ca_next'
 CA_PREVIOUS_KEY = 'ca_previous'
 CA_KEYS = (CA_KEY, CA_NEXT_KEY, CA_PREVIOUS_KEY)
 CA_ROUND_KEY = 'ca_round'
+CA_SINCE_KEY = 'ca_since'
+ROTATION_KEYS = (CA_ROUND_KEY, CA_SINCE_KEY)
 CERT_KEY = '{}_signed_certificate'
 CSR_DIGEST_KEY = '{}_csr_sha256'
 
@@ -72,6 +75,13 @@ KV_STATE = 'interface-tls.{}'
 # cert-manager does), the unit holding it warns from WARN_AT on.
 RENEW_AT = 2 / 3
 WARN_AT = 0.9
+
+# Seconds into a rotation's phase after which the leader names, at WARNING
+# in every hook, the units it waits for; and after which a rotation goes on
+# to issue under the new CA without the units that have not acknowledged it
+# (as it does as soon as a certificate is due for renewal).
+SILENT_AFTER = 15 * 60
+ROTATION_WAIT = 60 * 60
 
 # Digests a unit remembers of the CSRs it replaced and of the CAs its charm
 # gave as leader, each (see _load_state).
@@ -169,8 +179,8 @@ class TlsPeers(RelationBase):
     def set_ca(self, ca, emergency=False):
         """On the leader, the CA certificate(s) to issue under. A different
         one is rotated to: every unit trusts both first, then every CSR is
-        answered again under it, and the old one stays trusted until it
-        expires. ``emergency=True`` (the old CA's key is compromised) drops
+        answered again under it, and the old one stays trusted until every
+        unit holds a certificate from the new one. ``emergency=True`` (the old CA's key is compromised) drops
         the old one at once and answers every CSR again, breaking handshakes
         between units until each has its new certificate. ValueError on a
         non-leader and for anything but certificates."""
@@ -256,19 +266,21 @@ def _read(relation_name):
 
 def _read_cas(app, state, warn):
     """The CA roles the application bag holds, ``{CA key: Certificates or
-    None}`` and ``{CA_ROUND_KEY: int}``; for a key that holds junk (or
-    ``ca`` deleted) what this unit recorded for it when its last hook ended
-    (``state['cas']``): an operator's write changes no unit's trust, and a
-    leader republishes its record."""
+    None}``, and the rotation's numbers, ``{ROTATION_KEYS: int}`` (0 for
+    none); for a key that holds junk (or ``ca`` deleted) what this unit
+    recorded for it when its last hook ended (``state['cas']``): an
+    operator's write changes no unit's trust, and a leader republishes its
+    record."""
     recorded, cas = state['cas'], {}
     for key in CA_KEYS:
         cas[key] = _valid(app.get(key), _authorities, key if warn else None)
         if cas[key] is None and (app.get(key) or key == CA_KEY):
             cas[key] = _valid(recorded.get(key), _authorities)
-    value = app.get(CA_ROUND_KEY)
-    if value and not _ROUND.fullmatch(str(value)) and warn:
-        _warn(_APP_BAG, CA_ROUND_KEY, 'it is not a number')
-    cas[CA_ROUND_KEY] = int(value if _ROUND.fullmatch(str(value or '')) else recorded.get(CA_ROUND_KEY, 0))
+    for key in ROTATION_KEYS:
+        value = str(app.get(key) or '')
+        if value and not _ROUND.fullmatch(value) and warn:
+            _warn(_APP_BAG, key, 'it is not a number')
+        cas[key] = int(value) if _ROUND.fullmatch(value) else recorded.get(key, 0)
     return cas
 
 
@@ -287,24 +299,17 @@ def _warn_about_answers_in_the_remote_bag(relation_name, rid, unit):
 
 
 def _load_state(relation_name):
-    """This unit's bookkeeping: the ``csr`` the charm gave, the digests
-    of the ones it ``replaced`` (to tell a lagging answer from a wrong
-    one), on the leader the notAfter of renewals that did not move it
-    on, by unit (``stalled``), and the digests of the CAs its charm gave
-    (``cas_given``, the last last), and the CA roles as it last saw or
-    published them (``cas``, see _read_cas).
-
-    Each list keeps more than the last one (earlier versions kept one
-    digest of each, folded in here). Every replaced CSR counts: Juju's
-    agent serves a peer's bag from its cache until a hook about that
-    peer refreshes it (worker/uniter/runner/context/cache.go), so a
-    leader, one new to leading above all, may answer a CSR several
-    re-keys old; that answer is lagging, not wrong, and is no reason for
-    a warning. Every CA given counts: Juju commits a hook's relation
-    settings after the hook exits, and may lose them after its unit data
-    is saved (worker/uniter/runner/context/context.go), so a leader's
-    hook that gave a new CA may be retried with the old one still
-    published, which this unit did give."""
+    """This unit's bookkeeping: the ``csr`` the charm gave; the digests of
+    the CSRs it ``replaced``, to tell a lagging answer from a wrong one (a
+    leader may answer a CSR several re-keys old from its agent's settings
+    cache, worker/uniter/runner/context/cache.go); on the leader, the
+    notAfter of renewals that did not move it on (``stalled``) and the
+    digests of the CAs its charm gave (``cas_given``, the last last: Juju
+    may lose a hook's relation commit after saving its unit data,
+    worker/uniter/runner/context/context.go, so a hook that gave a new CA
+    may run again with the old one still published); the CA roles as it
+    last saw or published them (``cas``, see _read_cas). Earlier versions
+    kept one digest of each list, folded in here."""
     state = {'csr': None, 'replaced': [], 'stalled': {}, 'cas_given': [], 'cas': {}}
     state.update(unitdata.kv().get(KV_STATE.format(relation_name), {}))
     for old, new in (('previous', 'replaced'), ('ca_given', 'cas_given')):
@@ -331,45 +336,81 @@ def decide(snapshot, inputs):
     """What this unit trusts and takes, what waits on the leader, and what
     the bags should hold when the hook ends: a function of its arguments
     alone."""
-    cas = _plan(snapshot, inputs.requested) if snapshot.leader else snapshot.cas
+    cas = _plan(snapshot, inputs) if snapshot.leader else snapshot.cas
     take, notes = _own_answer(snapshot, inputs)
     pending, app = {}, {}
     if snapshot.leader:
         pending, app = _pending(snapshot, inputs, cas), _app_changes(snapshot, inputs, cas)
-    if inputs.held and _lifetime_passed(inputs.held, snapshot.now) >= WARN_AT:
+        notes += _waiting(snapshot, cas)
+    if inputs.held and inputs.held.lifetime_passed(snapshot.now) >= WARN_AT:
         notes += ((hookenv.WARNING, f'the certificate of {snapshot.unit} expires at '
-                   f'{_iso(_expiry(inputs.held))} and no renewal has come'),)
+                   f'{_iso(inputs.held.expiry())} and no renewal has come'),)
     return Decision(cas, _trust(cas), take, notes, pending, _bag_changes(snapshot, inputs, cas), app)
 
 
-def _plan(snapshot, requested):
+def _plan(snapshot, inputs):
     """The CA roles the leader publishes, from the application bag's and
-    this hook's set_ca(): the rotation's steps (docs/design.md, "CA
-    rotation"). A rotation started counts one more round."""
-    plan = dict(snapshot.cas)
-    if requested:
-        given, emergency = requested
+    this hook's set_ca(): the rotation's phases (docs/design.md, "CA
+    rotation"). A rotation started counts one more round; each phase
+    records when it began."""
+    plan, now = dict(snapshot.cas), int(snapshot.now)
+    if inputs.requested:
+        given, emergency = inputs.requested
         if emergency or not plan[CA_KEY]:
             plan.update({CA_KEY: given, CA_NEXT_KEY: None, CA_PREVIOUS_KEY: None})
         elif given == plan[CA_KEY]:
             plan[CA_NEXT_KEY] = None
         elif given != plan[CA_NEXT_KEY]:
-            plan.update({CA_NEXT_KEY: given, CA_ROUND_KEY: plan[CA_ROUND_KEY] + 1})
-    if plan[CA_NEXT_KEY] and _trusted_everywhere(snapshot, _transition(plan)):
-        plan.update({CA_KEY: plan[CA_NEXT_KEY], CA_NEXT_KEY: None, CA_PREVIOUS_KEY: plan[CA_KEY]})
-    if plan[CA_PREVIOUS_KEY] and _ca_expiry(plan[CA_PREVIOUS_KEY]) <= snapshot.now:
+            plan.update({CA_NEXT_KEY: given, CA_ROUND_KEY: plan[CA_ROUND_KEY] + 1, CA_SINCE_KEY: now})
+    if (plan[CA_NEXT_KEY] or plan[CA_PREVIOUS_KEY]) and not plan[CA_SINCE_KEY]:
+        plan[CA_SINCE_KEY] = now  # published by a version that did not record it
+    if plan[CA_NEXT_KEY] and (_acknowledged(snapshot, _transition(plan))
+                              or _waited_out(snapshot, inputs, plan)):
+        plan.update({CA_KEY: plan[CA_NEXT_KEY], CA_NEXT_KEY: None, CA_PREVIOUS_KEY: plan[CA_KEY],
+                     CA_SINCE_KEY: now})
+    elif plan[CA_PREVIOUS_KEY] and not plan[CA_NEXT_KEY] and _holds_a_new_certificate(inputs.held, plan) \
+            and _acknowledged(snapshot, _held(plan)):
+        plan[CA_PREVIOUS_KEY] = None  # retired: every unit presents a certificate from the new CA
+    if plan[CA_PREVIOUS_KEY] and plan[CA_PREVIOUS_KEY].earliest_expiry() <= snapshot.now:
         plan[CA_PREVIOUS_KEY] = None
+    if not (plan[CA_NEXT_KEY] or plan[CA_PREVIOUS_KEY]):
+        plan[CA_SINCE_KEY] = 0
     return plan
 
 
-def _trusted_everywhere(snapshot, transition):
-    """Whether every peer acknowledges ``transition`` (took its CAs into
-    its trust, and said so in its bag): each in relation-list, and
-    goal-state, asked only then, lists no live unit this leader has yet
+def _acknowledged(snapshot, ack):
+    """Whether every peer's ``ca_ack`` is ``ack``: each in relation-list,
+    and goal-state, asked only then, lists no live unit this leader has yet
     to meet (a new leader may lead before its -relation-joined hooks)."""
-    if any(ack != transition for ack in snapshot.acks.values()):
+    if any(theirs != ack for theirs in snapshot.acks.values()):
         return False
     return snapshot.live() <= set(snapshot.acks) | {snapshot.unit}
+
+
+def _waited_out(snapshot, inputs, plan):
+    """Whether phase 1 has waited long enough for units that do not
+    acknowledge (their agents are down, say): ROTATION_WAIT, or until a
+    certificate under the current CA is due, which nothing renews while
+    the phase lasts. The rotation then goes on without them."""
+    if snapshot.now - plan[CA_SINCE_KEY] >= ROTATION_WAIT:
+        return True
+    return any(answer and answer.lifetime_passed(snapshot.now) >= RENEW_AT
+               for answer in (_published_answer(snapshot, unit, csr, plan[CA_KEY])
+                              for unit, csr in _csrs(snapshot, inputs).items()))
+
+
+def _waiting(snapshot, cas):
+    """A WARNING naming the peers a rotation waits for, once its phase has
+    lasted SILENT_AFTER: their acknowledgement of the next CA (phase 1), or
+    of holding a certificate from the new one (until then every unit
+    trusts the old CA too)."""
+    ack = _transition(cas) or (cas[CA_PREVIOUS_KEY] and _held(cas))
+    units = sorted(unit for unit, theirs in snapshot.acks.items() if ack and theirs != ack)
+    if not units or snapshot.now - cas[CA_SINCE_KEY] < SILENT_AFTER:
+        return ()
+    what = 'trust the next CA' if cas[CA_NEXT_KEY] else 'hold a certificate from the new CA'
+    return ((hookenv.WARNING, f"the CA rotation waits for {', '.join(units)} to {what} (their ca_ack), "
+             f'since {_iso(cas[CA_SINCE_KEY])}'),)
 
 
 def _own_answer(snapshot, inputs):
@@ -415,8 +456,8 @@ def _answered(snapshot, inputs, unit, csr, cas):
     issuing CA with a certificate not yet due: past RENEW_AT of its
     lifetime (or expired), unless a renewal gave no later notAfter."""
     answer = _published_answer(snapshot, unit, csr, cas[CA_KEY])
-    due = answer and _lifetime_passed(answer, snapshot.now) >= RENEW_AT
-    return bool(answer) and not (due and inputs.state['stalled'].get(unit) != _expiry(answer))
+    due = answer and answer.lifetime_passed(snapshot.now) >= RENEW_AT
+    return bool(answer) and not (due and inputs.state['stalled'].get(unit) != answer.expiry())
 
 
 def _published_answer(snapshot, unit, csr, ca):
@@ -439,14 +480,16 @@ def _csrs(snapshot, inputs):
 def _bag_changes(snapshot, inputs, cas):
     """This unit's CSR if its bag does not hold it (new, or overwritten by
     an operator); during a rotation the acknowledgement that this unit
-    trusts the next CA, so that a leader (this one too, should leadership
-    move) knows when every unit does, withdrawn once this unit no longer
-    trusts the CA it names; after an upgrade, the original layer's answers
-    in this unit's bag, where every follower warns about them."""
+    trusts the next CA, then that it holds a certificate from it, so that a
+    leader (this one too, should leadership move) knows when every unit
+    does, withdrawn once this unit no longer trusts the CA it names; after
+    an upgrade, the original layer's answers in this unit's bag, where
+    every follower warns about them."""
     changes = {}
     if inputs.csr and inputs.csr.pem != snapshot.bag.get(CSR_KEY):
         changes[CSR_KEY] = inputs.csr.pem
-    ack = _transition(cas) or snapshot.bag.get(CA_ACK_KEY)
+    held = _holds_a_new_certificate(inputs.held, cas) and _held(cas)
+    ack = _transition(cas) or held or snapshot.bag.get(CA_ACK_KEY)
     if ack and ack.rpartition(':')[2] not in {ca.digest for ca in _roles(cas) if ca}:
         ack = None
     if ack != snapshot.bag.get(CA_ACK_KEY):
@@ -460,8 +503,7 @@ def _app_changes(snapshot, inputs, cas):
     """The application bag's changes: the CA roles, this hook's answers,
     and removals (earlier answers once the CA changes, units gone)."""
     wanted = {key: cas[key].pem for key in CA_KEYS if cas[key]}
-    if cas[CA_ROUND_KEY]:
-        wanted[CA_ROUND_KEY] = str(cas[CA_ROUND_KEY])
+    wanted.update((key, str(cas[key])) for key in ROTATION_KEYS if cas[key])
     if not cas[CA_KEY] or cas[CA_KEY] == snapshot.cas[CA_KEY]:
         live = _live_units(snapshot)
         wanted.update((key, value) for key, value in snapshot.app.items() if _answer_unit(key) in live)
@@ -483,11 +525,24 @@ def _live_units(snapshot):
 
 
 def _transition(cas):
-    """What a unit acknowledges a rotation with (``ca_ack``): its round and
-    the SHA-256 of the issuing CA and of the next, so that it means nothing
-    for another rotation, nor for the same one started again."""
+    """What a unit acknowledges phase 1 of a rotation with (``ca_ack``):
+    its round and the SHA-256 of the issuing CA and of the next, so that it
+    means nothing for another rotation, nor for the same one started again."""
     if cas[CA_KEY] and cas[CA_NEXT_KEY]:
         return f'{cas[CA_ROUND_KEY]}:{cas[CA_KEY].digest}:{cas[CA_NEXT_KEY].digest}'
+
+
+def _held(cas):
+    """What a unit acknowledges, after a rotation, that it holds a
+    certificate from the new CA with: the round and the new CA's SHA-256."""
+    return f'{cas[CA_ROUND_KEY]}:{cas[CA_KEY].digest}'
+
+
+def _holds_a_new_certificate(held, cas):
+    """Whether ``held`` (this unit's certificate) is from the issuing CA
+    while a rotation's previous CA is still trusted."""
+    return bool(held and cas[CA_KEY] and cas[CA_PREVIOUS_KEY] and not cas[CA_NEXT_KEY]
+                and held.issued_under(cas[CA_KEY]))
 
 
 def _trust(cas):
@@ -508,15 +563,11 @@ def _checked(answer, csr, ca):
     chain that it issued; ValueError otherwise. Not by the next CA, which
     a unit may not trust yet, nor by one a rotation replaced: the leader's
     charm issues under ``ca`` alone."""
-    leaf, issuers = answer.certs[0], list(ca.certs) if ca else []
-    if leaf.key != csr.key:
+    if answer.certs[0].key != csr.key:
         raise ValueError('its public key is not the one in the CSR it answers')
-    issued = leaf
-    for _ in answer.certs:  # up the chain that follows the leaf, to one of the CAs
-        if not issuers or any(pem.issued_by(issued, issuer) for issuer in issuers):
-            return answer
-        issued = next((cert for cert in answer.certs[1:] if pem.issued_by(issued, cert)), leaf)
-    raise ValueError('its issuer is none of the CAs answers are issued under (ca)')
+    if ca and not answer.issued_under(ca):
+        raise ValueError('its issuer is none of the CAs answers are issued under (ca)')
+    return answer
 
 
 def _ignored(key, reason, writer=_APP_BAG):
@@ -563,7 +614,7 @@ class _Hook:
         if trust and trust != unitdata.kv().get(KV_CA):
             unitdata.kv().set(KV_CA, trust)
             cas = self.decision.cas
-            unitdata.kv().set(KV_CA_EXPIRY, _iso(min(_ca_expiry(ca) for ca in _roles(cas) if ca)))
+            unitdata.kv().set(KV_CA_EXPIRY, _iso(min(ca.earliest_expiry() for ca in _roles(cas) if ca)))
             _raise(self.relation_name, CA_AVAILABLE)
             if self.inputs.held:
                 _raise(self.relation_name, CERT_AVAILABLE)
@@ -588,7 +639,7 @@ class _Hook:
         if self.usable:
             cas = self.decision.cas
             record = {key: cas[key] and cas[key].pem for key in CA_KEYS}
-            state = dict(state, cas=dict(record, **{CA_ROUND_KEY: cas[CA_ROUND_KEY]}))
+            state = dict(state, cas=dict(record, **{key: cas[key] for key in ROTATION_KEYS}))
         unitdata.kv().set(KV_STATE.format(self.relation_name), state)  # the same again writes nothing
         if not self.usable:
             return
@@ -613,14 +664,14 @@ def _stalled(hook, unit, csr, answer):
     is warned about, once, and ``unit`` not listed again until its
     certificate changes, rather than asked for in every hook."""
     renewed = _published_answer(hook.snapshot, unit, csr, None)
-    stalls = bool(renewed and _lifetime_passed(renewed, hook.snapshot.now) >= RENEW_AT
-                  and _expiry(answer) <= _expiry(renewed))
+    stalls = bool(renewed and renewed.lifetime_passed(hook.snapshot.now) >= RENEW_AT
+                  and answer.expiry() <= renewed.expiry())
     stalled = dict(hook.inputs.state['stalled'])
     if stalls:
         hookenv.log(f'interface-tls: the renewal of the certificate for {unit} does not expire after '
-                    f'the one it renews ({_iso(_expiry(answer))}); not listing {unit} again until its '
+                    f'the one it renews ({_iso(answer.expiry())}); not listing {unit} again until its '
                     'certificate changes', hookenv.WARNING)
-        stalled[unit] = _expiry(answer)
+        stalled[unit] = answer.expiry()
     else:
         stalled.pop(unit, None)
     return dict(hook.inputs.state, stalled=stalled)
@@ -659,7 +710,7 @@ def _deliver(answer):
     me = hookenv.local_unit()
     unitdata.kv().set(KV_CERT.format(me), answer.pem)
     unitdata.kv().set(KV_SERVER_CERT, answer.pem)
-    unitdata.kv().set(KV_SERVER_CERT_EXPIRY, _iso(_expiry(answer)))
+    unitdata.kv().set(KV_SERVER_CERT_EXPIRY, _iso(answer.expiry()))
     hookenv.log(f'interface-tls: certificate for {me} delivered', hookenv.INFO)
 
 
@@ -814,22 +865,6 @@ def _answer_unit(key):
     """The unit an answer key (``CERT_KEY``, ``CSR_DIGEST_KEY``) is for, or None."""
     match = _ANSWER_KEY.fullmatch(key)
     return match.group(1) if match else None
-
-
-def _ca_expiry(cas):
-    return min(cert.not_after for cert in cas.certs)
-
-
-def _expiry(answer):
-    """notAfter of a certificate's leaf, in POSIX seconds."""
-    return answer.certs[0].not_after
-
-
-def _lifetime_passed(answer, now):
-    """How much of its leaf's lifetime has passed at ``now``: 0 at
-    notBefore, 1 at notAfter."""
-    leaf = answer.certs[0]
-    return (now - leaf.not_before) / max(leaf.not_after - leaf.not_before, 1)
 
 
 def _iso(seconds):

@@ -73,6 +73,30 @@ class Certificates(NamedTuple):
     digest: str
     certs: Tuple[Cert, ...]
 
+    def expiry(self):
+        """notAfter of the leaf (or first CA), in POSIX seconds."""
+        return self.certs[0].not_after
+
+    def earliest_expiry(self):
+        """The first notAfter of all of them: when a bundle stops working."""
+        return min(cert.not_after for cert in self.certs)
+
+    def lifetime_passed(self, now):
+        """How much of the leaf's lifetime has passed at ``now``: 0 at
+        notBefore, 1 at notAfter."""
+        leaf = self.certs[0]
+        return (now - leaf.not_before) / max(leaf.not_after - leaf.not_before, 1)
+
+    def issued_under(self, ca):
+        """Whether ``ca`` (Certificates) issued the leaf, or a certificate
+        of the chain that follows the leaf and that it issued."""
+        issued = self.certs[0]
+        for _ in self.certs:  # up the chain, to one of the CA's certificates
+            if any(issued_by(issued, issuer) for issuer in ca.certs):
+                return True
+            issued = next((cert for cert in self.certs[1:] if issued_by(issued, cert)), self.certs[0])
+        return False
+
 
 class Request(NamedTuple):
     """A CSR as PEM in normal form, read once: the SHA-256 of its DER

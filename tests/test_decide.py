@@ -4,6 +4,7 @@ what a unit trusts and takes, what waits on the leader's charm and what each
 bag holds at hook end; the hooks (tests/test_peers.py) only read and act.
 A hook tool called from here would fail: there is no Juju to answer it.
 """
+import datetime
 import time
 
 import pytest
@@ -17,12 +18,14 @@ from peers import (
     CA_NEXT_KEY,
     CA_PREVIOUS_KEY,
     CA_ROUND_KEY,
+    CA_SINCE_KEY,
     CERT_KEY,
     CSR_DIGEST_KEY,
     CSR_KEY,
 )
 
 DAY = 86400
+NOW = int(time.time())  # the snapshots' clock, unless a test moves it
 LEADER, PEER = 'app/0', 'app/1'
 
 
@@ -39,14 +42,14 @@ def certs(ca):
     return pem.certificates(ca.pem)
 
 
-def roles(ca=None, next_ca=None, previous=None, rotation=0):
+def roles(ca=None, next_ca=None, previous=None, rotation=0, since=0):
     return {CA_KEY: ca and certs(ca), CA_NEXT_KEY: next_ca and certs(next_ca),
-            CA_PREVIOUS_KEY: previous and certs(previous), CA_ROUND_KEY: rotation}
+            CA_PREVIOUS_KEY: previous and certs(previous), CA_ROUND_KEY: rotation, CA_SINCE_KEY: since}
 
 
 def snapshot(cas, leader=True, app=None, bag=None, csrs=None, acks=None, answers=None, live=(),
              now=None, unit=LEADER):
-    return peers.Snapshot(unit, leader, now or time.time(), 'update-status', app or {}, bag or {}, cas,
+    return peers.Snapshot(unit, leader, now or NOW, 'update-status', app or {}, bag or {}, cas,
                           answers or {}, csrs or {}, acks or {}, lambda: set(live))
 
 
@@ -73,13 +76,15 @@ def test_a_rotation_counts_a_round_and_issues_nothing_until_every_unit_acknowled
     a, b = cas['A'], cas['B']
     snap = snapshot(roles(a), csrs={PEER: pem.request(csrs[PEER])}, acks={PEER: None})
     decision = peers.decide(snap, inputs(pem.request(csrs[LEADER]), requested=(certs(b), False)))
-    assert decision.cas == roles(a, b, rotation=1) and decision.pending == {}
+    assert decision.cas == roles(a, b, rotation=1, since=NOW) and decision.pending == {}
     assert decision.app[CA_NEXT_KEY] == b.pem and decision.app[CA_ROUND_KEY] == '1'
+    assert decision.app[CA_SINCE_KEY] == str(NOW)  # when phase 1 began
     ack = decision.bag[CA_ACK_KEY]
     assert ack == pki.ca_ack(a.pem, b.pem, 1)
-    acked = snapshot(roles(a, b, rotation=1), acks={PEER: ack}, csrs={PEER: pem.request(csrs[PEER])})
+    acked = snapshot(roles(a, b, rotation=1, since=NOW - 60), acks={PEER: ack},
+                     csrs={PEER: pem.request(csrs[PEER])})
     decision = peers.decide(acked, inputs(requested=(certs(b), False)))
-    assert decision.cas == roles(b, previous=a, rotation=1)
+    assert decision.cas == roles(b, previous=a, rotation=1, since=NOW)
     assert set(decision.pending) == {PEER}  # everything again, under B
 
 
@@ -88,11 +93,12 @@ def test_an_acknowledgement_of_an_earlier_attempt_at_the_same_rotation_counts_fo
     round 1, stale in the leader's cache or never withdrawn, is not one."""
     cas, _ = pki_set
     a, b = cas['A'], cas['B']
-    abandoned = peers.decide(snapshot(roles(a, b, rotation=1)), inputs(requested=(certs(a), False)))
+    rotating = snapshot(roles(a, b, rotation=1, since=NOW))
+    abandoned = peers.decide(rotating, inputs(requested=(certs(a), False)))
     assert abandoned.cas == roles(a, rotation=1)
     stale = {PEER: pki.ca_ack(a.pem, b.pem, 1)}
     again = peers.decide(snapshot(roles(a, rotation=1), acks=stale), inputs(requested=(certs(b), False)))
-    assert again.cas == roles(a, b, rotation=2)
+    assert again.cas == roles(a, b, rotation=2, since=NOW)
 
 
 def test_a_unit_the_leader_has_not_met_keeps_a_rotation_waiting(pki_set):
@@ -195,10 +201,11 @@ def test_the_leader_repairs_junk_over_a_ca_from_its_record():
     """_read_cas: junk in a CA key reads as what this unit recorded when its
     last hook ended; the leader's decision then writes its record back."""
     a, b = pki.make_ca('A'), pki.make_ca('B')
-    state = {'cas': {CA_KEY: a.pem, CA_NEXT_KEY: b.pem, CA_PREVIOUS_KEY: None, CA_ROUND_KEY: 4}}
-    app = {CA_KEY: 'junk', CA_NEXT_KEY: b.pem, CA_ROUND_KEY: 'x'}
+    state = {'cas': {CA_KEY: a.pem, CA_NEXT_KEY: b.pem, CA_PREVIOUS_KEY: None, CA_ROUND_KEY: 4,
+                     CA_SINCE_KEY: NOW - 60}}
+    app = {CA_KEY: 'junk', CA_NEXT_KEY: b.pem, CA_ROUND_KEY: 'x', CA_SINCE_KEY: str(NOW - 60)}
     cas = peers._read_cas(app, state, False)
-    assert cas == roles(a, b, rotation=4)
+    assert cas == roles(a, b, rotation=4, since=NOW - 60)
     decision = peers.decide(snapshot(cas, app=app, acks={PEER: None}), inputs())  # PEER has not acked
     assert decision.app == {CA_KEY: a.pem, CA_ROUND_KEY: '4'} and decision.trust == a.pem + b.pem
 
@@ -227,3 +234,51 @@ def test_a_leaf_certificate_is_no_ca():
     with pytest.raises(ValueError, match='not a CA certificate'):
         pem.authorities(a.pem + leaf)
     assert pem.authorities(a.pem) == certs(a)
+
+
+def test_the_previous_ca_retires_once_every_unit_holds_a_certificate_from_the_new_one(pki_set):
+    """Phase 3: a unit holding a certificate from the new CA says so
+    (``<round>:<new CA>``); once every unit has, the leader drops the old
+    CA and every unit's trust with it."""
+    cas, csrs = pki_set
+    a, b = cas['A'], cas['B']
+    after = roles(b, previous=a, rotation=1, since=NOW - 60)
+    mine = answer_of(b, csrs[PEER])
+    follower = peers.decide(snapshot(after, leader=False, unit=PEER),
+                            inputs(pem.request(csrs[PEER]), held=mine))
+    held_ack = follower.bag[CA_ACK_KEY]
+    assert held_ack == f'1:{certs(b).digest}' and follower.trust == b.pem + a.pem
+    leaders = answer_of(b, csrs[LEADER])
+    waiting = peers.decide(snapshot(after, acks={PEER: pki.ca_ack(a.pem, b.pem)}), inputs(held=leaders))
+    assert waiting.cas[CA_PREVIOUS_KEY] == certs(a)
+    retired = peers.decide(snapshot(after, acks={PEER: held_ack}), inputs(held=leaders))
+    assert retired.cas == roles(b, rotation=1) and retired.trust == b.pem
+    assert retired.app == {CA_KEY: b.pem, CA_ROUND_KEY: '1'}  # of an empty bag: no ca_previous, no ca_since
+    old = answer_of(a, csrs[LEADER])  # the leader itself still presents an old certificate
+    assert peers.decide(snapshot(after, acks={PEER: held_ack}), inputs(held=old)).cas[CA_PREVIOUS_KEY]
+
+
+def test_a_silent_unit_holds_phase_1_for_rotation_wait_and_is_named_meanwhile(pki_set):
+    cas, _ = pki_set
+    a, b = cas['A'], cas['B']
+    silent = {PEER: None}
+
+    def decide(minutes):
+        snap = snapshot(roles(a, b, rotation=1, since=NOW), acks=silent, now=NOW + minutes * 60)
+        return peers.decide(snap, inputs())
+    assert decide(1).cas[CA_NEXT_KEY] == certs(b) and decide(1).notes == ()
+    named = decide(peers.SILENT_AFTER // 60).notes
+    assert named and named[0][0] == peers.hookenv.WARNING and PEER in named[0][1]
+    gone_on = decide(peers.ROTATION_WAIT // 60).cas
+    assert gone_on[CA_KEY] == certs(b) and gone_on[CA_PREVIOUS_KEY] == certs(a)
+
+
+def test_a_certificate_due_ends_phase_1_without_the_silent_units(pki_set):
+    cas, csrs = pki_set
+    a, b = cas['A'], cas['B']
+    csr = pem.request(csrs[LEADER])
+    due = answer_of(a, csrs[LEADER], days=1, not_before=pki.utc_now() - datetime.timedelta(hours=17))
+    snap = snapshot(roles(a, b, rotation=1, since=NOW), acks={PEER: None},
+                    answers={LEADER: (due, csr.digest)})
+    decision = peers.decide(snap, inputs(csr))
+    assert decision.cas[CA_KEY] == certs(b) and set(decision.pending) == {LEADER}

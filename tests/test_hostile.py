@@ -418,16 +418,19 @@ def test_junk_over_the_published_ca_is_repaired_and_nothing_is_reissued(make):
     assert not [r for r in drv.records(LEADER, since) if SIGN_CSR in r.flags]
 
 
-def test_junk_over_the_issuing_ca_changes_no_units_trust_whoever_leads(make):
-    """After a rotation ``ca_previous`` stays. Junk over ``ca``: a follower
-    keeps trusting the CA it recorded for ``ca`` (not the other one left
-    valid), and when it comes to lead it publishes that CA again, which
-    every certificate held was issued under: nothing is re-issued."""
+def test_junk_over_the_issuing_ca_changes_no_units_trust_whoever_leads(make, clock):
+    """After a rotation ``ca_previous`` stays while a unit (drv/2, its
+    agent down) presents a certificate from it. Junk over ``ca``: a
+    follower keeps trusting the CA it recorded for ``ca`` (not the other
+    one left valid), and when it comes to lead it publishes that CA again,
+    which every certificate held was issued under: nothing is re-issued."""
     drv = make(units=3)
     old = drv.ca
     drv.use_ca(pki.make_ca('new CA'))
     drv.run(LEADER, 'update-status')
-    drv.settle()
+    clock(seconds=peers.ROTATION_WAIT)
+    drv.run(LEADER, 'update-status')
+    drv.settle_without('drv/2')
     app, units = drv.model.app_bag(), drv.model.units
     assert app[peers.CA_PREVIOUS_KEY] == old.pem
     certs, trust = {u: drv.cert(u) for u in units}, {u: drv.model.kv(u)[peers.KV_CA] for u in units}
@@ -436,7 +439,7 @@ def test_junk_over_the_issuing_ca_changes_no_units_trust_whoever_leads(make):
     assert warned(drv.records(FOLLOWER, since), APP_BAG, peers.CA_KEY)
     assert drv.model.kv(FOLLOWER)[peers.KV_CA] == trust[FOLLOWER]
     drv.model.move_leader(FOLLOWER)
-    drv.settle()
+    drv.settle_without('drv/2')
     assert all(record.ok for record in drv.records(since=since))
     assert drv.model.app_bag() == app
     assert {u: drv.cert(u) for u in units} == certs

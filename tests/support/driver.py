@@ -189,6 +189,15 @@ class Driver:
             self.schedule(unit, hook, method, args)
         return self._run_new(unit, hook, remote)
 
+    def settle_without(self, down):
+        """Run every queued hook but ``down``'s, as while its agent is
+        down: its hooks wait in its queue. Return the records."""
+        records = []
+        while any(unit != down for unit, _, _ in self.model.pending()):
+            unit = next(unit for unit, _, _ in self.model.pending() if unit != down)
+            records.append(self.model.run(unit))
+        return [record for record in records if record]
+
     def run_queued(self, unit):
         """Run ``unit``'s queued hooks in order (retrying failures); return the last record."""
         record = None
