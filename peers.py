@@ -43,6 +43,7 @@ CREATE_CSR = 'create certificate signing request'
 SIGN_CSR = 'sign certificate signing request'
 CERT_AVAILABLE = 'signed certificate available'
 CA_AVAILABLE = 'ca certificate available'
+CSR_REFUSED = 'certificate signing request refused'
 
 # Relation keys. Every unit writes CSR_KEY in its own bag, and CA_ACK_KEY
 # there during a CA rotation; the leader writes the others in the
@@ -61,6 +62,8 @@ CA_SINCE_KEY = 'ca_since'
 ROTATION_KEYS = (CA_ROUND_KEY, CA_SINCE_KEY)
 CERT_KEY = '{}_signed_certificate'
 CSR_DIGEST_KEY = '{}_csr_sha256'
+REFUSAL_KEY = '{}_csr_refused'  # '<CSR digest> <reason>'
+MAX_REASON = 200  # characters of a refusal's reason kept
 
 # unitdata keys that charms read; the expiries are notAfter in ISO 8601 UTC.
 KV_CERT = '{}_signed_certificate'
@@ -90,6 +93,8 @@ MAX_DIGESTS = 32
 _ANSWER_KEY = re.compile('(.+)({}|{})'.format(*(re.escape(key.format(''))
                                                 for key in (CERT_KEY, CSR_DIGEST_KEY))))
 _ROUND = re.compile('[0-9]{1,12}')
+_REFUSAL = re.compile('(.+){}'.format(re.escape(REFUSAL_KEY.format(''))))
+_DIGEST = re.compile('[0-9a-f]{64}')
 # Where the leader's answers are, as warnings name it.
 _APP_BAG = 'the application bag'
 
@@ -143,29 +148,50 @@ class TlsPeers(RelationBase):
         on a non-leader, where the relation cannot be used, for a unit with
         no valid CSR, for anything but certificates for the CSR's key, and
         for one the issuing CA (``ca``, once there is one) did not issue."""
-        _require_leader('set_cert')
-        hook = _hook(self.relation_name)
-        if not hook.usable:
-            raise ValueError(f'set_cert: relation {self.relation_name} is not available in this hook')
-        csrs = _csrs(hook.snapshot, hook.inputs)
-        csr = csrs.get(unit_name)
-        if csr is None:  # name the candidates: a typo is the likeliest cause
-            raise ValueError(f'set_cert: {unit_name!r} has no valid CSR on relation {self.relation_name}; '
-                             f"units with one: {', '.join(sorted(csrs)) or 'none'} (unit names are "
-                             '<application>/<number>)')
+        hook, csr = self._csr_of('set_cert', unit_name)
         try:
             answer = _checked(_certificates(certificate), csr, hook.decision.cas[CA_KEY])
         except ValueError as error:
             raise ValueError(f'set_cert: certificate for {unit_name}: {error}') from None
         _warn_if_it_outlives_its_ca(unit_name, answer, hook.decision.cas)
         made = dict(hook.inputs.made, **{unit_name: (answer, csr.digest)})
+        refused = {unit: refusal for unit, refusal in hook.inputs.refused.items() if unit != unit_name}
         own = unit_name == hookenv.local_unit()
-        hook.change(made=made, state=_stalled(hook, unit_name, csr, answer),
+        hook.change(made=made, refused=refused, state=_stalled(hook, unit_name, csr, answer),
                     held=answer if own else hook.inputs.held)
         if own:
             _deliver(answer)
             _raise(self.relation_name, CERT_AVAILABLE)
         hook.update_states()
+
+    def refuse_csr(self, unit_name, reason):
+        """On the leader, refuse ``unit_name``'s current CSR: it leaves
+        get_csr_map() until that unit publishes another, and the unit gets
+        ``reason`` (text, shown escaped, cut to MAX_REASON characters) and
+        ``certificate signing request refused``. A set_cert() for it
+        afterwards answers it after all. ValueError as from set_cert()."""
+        hook, csr = self._csr_of('refuse_csr', unit_name)
+        refused = dict(hook.inputs.refused, **{unit_name: (csr.digest, _plain(reason))})
+        hook.change(refused=refused, made={u: m for u, m in hook.inputs.made.items() if u != unit_name})
+        hook.update_states()
+
+    def get_refusal(self):
+        """Why the leader refused this unit's current CSR, or None."""
+        return _hook(self.relation_name).decision.refusal
+
+    def _csr_of(self, method, unit_name):
+        """This hook and ``unit_name``'s current CSR, for a leader's
+        ``method``; ValueError naming it where there is none."""
+        _require_leader(method)
+        hook = _hook(self.relation_name)
+        if not hook.usable:
+            raise ValueError(f'{method}: relation {self.relation_name} is not available in this hook')
+        csrs = _csrs(hook.snapshot, hook.inputs)
+        if unit_name not in csrs:  # name the candidates: a typo is the likeliest cause
+            raise ValueError(f'{method}: {unit_name!r} has no valid CSR on relation {self.relation_name}; '
+                             f"units with one: {', '.join(sorted(csrs)) or 'none'} (unit names are "
+                             '<application>/<number>)')
+        return hook, csrs[unit_name]
 
     def get_signed_cert(self):
         """This unit's certificate for its current CSR, or None."""
@@ -216,6 +242,7 @@ class Snapshot(NamedTuple):
     answers: dict  # {unit: (Certificates or None, CSR digest or None)} of the application bag
     csrs: dict  # on the leader, {peer: Request} of the valid CSRs of the peers in relation-list
     acks: dict  # on the leader, {peer: its ca_ack or None}
+    refusals: dict  # {unit: (CSR digest, reason)} of the application bag (on a follower, its own)
     live: object  # () -> the units goal-state lists alive, asked only when needed
 
 
@@ -223,12 +250,14 @@ class Inputs(NamedTuple):
     """What this unit knows besides the relation, and the charm's calls
     change: its CSR, its bookkeeping (_load_state), the answers set_cert
     made in this hook ({unit: (Certificates, CSR digest)}), the CA set_ca
-    gave ((Certificates, emergency) or None), the certificate it holds."""
+    gave ((Certificates, emergency) or None), the certificate it holds, and
+    the CSRs refuse_csr refused in this hook ({unit: (CSR digest, reason)})."""
     csr: Optional[pem.Request]
     state: dict
     made: dict
     requested: Optional[tuple]
     held: Optional[pem.Certificates]
+    refused: dict
 
 
 def _read(relation_name):
@@ -240,7 +269,7 @@ def _read(relation_name):
     rid = _relation_id(relation_name)
     if rid is None:
         return (Snapshot(unit, False, time.time(), hookenv.hook_name(), {}, {}, _read_cas({}, state, False),
-                         {}, {}, {}, set), Inputs(csr, state, {}, None, held))
+                         {}, {}, {}, {}, set), Inputs(csr, state, {}, None, held, {}))
     leader, app = _is_leader(), hookenv.relation_get(rid=rid, app=hookenv.application_name()) or {}
     bag = hookenv.relation_get(rid=rid, unit=unit) or {}
     if csr is None:  # published before this layer kept state (by the original layer)
@@ -254,14 +283,24 @@ def _read(relation_name):
             continue
         answer, digest = app.get(CERT_KEY.format(owner)), app.get(CSR_DIGEST_KEY.format(owner))
         answers[owner] = (_valid(answer, _certificates, CERT_KEY.format(owner)), digest)
+    refusals = {}
+    for key, value in app.items():
+        owner = _REFUSAL.fullmatch(key)
+        if owner and (leader or owner.group(1) == unit):
+            digest, _, reason = str(value).partition(' ')
+            if _DIGEST.fullmatch(digest):
+                refusals[owner.group(1)] = (digest, _plain(reason))
+            else:
+                _warn(_APP_BAG, key, 'it does not begin with the digest of a CSR')
     csrs, acks = {}, {}
     for peer in hookenv.related_units(rid) if leader else ():
         their = hookenv.relation_get(rid=rid, unit=peer) or {}
         csrs[peer] = _valid(their.get(CSR_KEY), _request, CSR_KEY, peer)
         acks[peer] = their.get(CA_ACK_KEY)
     return (Snapshot(unit, leader, time.time(), hookenv.hook_name(), app, bag, _read_cas(app, state, True),
-                     answers, {peer: csr for peer, csr in csrs.items() if csr}, acks, _live_in_goal_state),
-            Inputs(csr, state, {}, None, held))
+                     answers, {peer: csr for peer, csr in csrs.items() if csr}, acks, refusals,
+                     _live_in_goal_state),
+            Inputs(csr, state, {}, None, held, {}))
 
 
 def _read_cas(app, state, warn):
@@ -292,7 +331,7 @@ def _warn_about_answers_in_the_remote_bag(relation_name, rid, unit):
     if not remote or hookenv.relation_type() != relation_name:
         return
     theirs = hookenv.relation_get(rid=rid, unit=remote) or {}
-    for key in (CERT_KEY.format(unit), CSR_DIGEST_KEY.format(unit)) + CA_KEYS:
+    for key in (CERT_KEY.format(unit), CSR_DIGEST_KEY.format(unit), REFUSAL_KEY.format(unit)) + CA_KEYS:
         if theirs.get(key):
             _warn(remote, key, 'certificates are taken only from the application bag, '
                   'which only the leader writes')
@@ -326,6 +365,7 @@ class Decision(NamedTuple):
     cas: dict  # the CA roles when the hook ends, as in Snapshot.cas
     trust: Optional[str]  # the CA certificates to trust, PEM
     take: Optional[pem.Certificates]  # a certificate to deliver from the application bag
+    refusal: Optional[str]  # why the leader refused this unit's current CSR
     notes: tuple  # (level, message) to log, once per hook
     pending: dict  # on the leader, {unit: Request} of the CSRs waiting for the charm
     bag: dict  # changes to this unit's bag
@@ -345,7 +385,10 @@ def decide(snapshot, inputs):
     if inputs.held and inputs.held.lifetime_passed(snapshot.now) >= WARN_AT:
         notes += ((hookenv.WARNING, f'the certificate of {snapshot.unit} expires at '
                    f'{_iso(inputs.held.expiry())} and no renewal has come'),)
-    return Decision(cas, _trust(cas), take, notes, pending, _bag_changes(snapshot, inputs, cas), app)
+    refusal = _refusals(snapshot, inputs).get(snapshot.unit)
+    if refusal and refusal != inputs.state.get('refused'):
+        notes += ((hookenv.WARNING, f'the leader refused the CSR of {snapshot.unit}: {refusal!r}'),)
+    return Decision(cas, _trust(cas), take, refusal, notes, pending, _bag_changes(snapshot, inputs, cas), app)
 
 
 def _plan(snapshot, inputs):
@@ -447,8 +490,18 @@ def _pending(snapshot, inputs, cas):
         return {}
     new_ca = bool(cas[CA_KEY]) and cas[CA_KEY] != snapshot.cas[CA_KEY]
     made = {unit: digest for unit, (_, digest) in inputs.made.items()}
+    refused = _refusals(snapshot, inputs)
     return {unit: csr for unit, csr in _csrs(snapshot, inputs).items()
-            if made.get(unit) != csr.digest and (new_ca or not _answered(snapshot, inputs, unit, csr, cas))}
+            if made.get(unit) != csr.digest and unit not in refused
+            and (new_ca or not _answered(snapshot, inputs, unit, csr, cas))}
+
+
+def _refusals(snapshot, inputs):
+    """{unit: reason} of the refusals of units' current CSRs: made in this
+    hook, or published for the same CSR and not answered since."""
+    csrs, refusals = _csrs(snapshot, inputs), dict(snapshot.refusals, **inputs.refused)
+    return {unit: reason for unit, (digest, reason) in refusals.items()
+            if unit in csrs and csrs[unit].digest == digest and unit not in inputs.made}
 
 
 def _answered(snapshot, inputs, unit, csr, cas):
@@ -509,6 +562,9 @@ def _app_changes(snapshot, inputs, cas):
         wanted.update((key, value) for key, value in snapshot.app.items() if _answer_unit(key) in live)
     for unit, (answer, digest) in inputs.made.items():
         wanted.update({CERT_KEY.format(unit): answer.pem, CSR_DIGEST_KEY.format(unit): digest})
+    csrs = _csrs(snapshot, inputs)
+    wanted.update((REFUSAL_KEY.format(unit), f'{csrs[unit].digest} {reason}')
+                  for unit, reason in _refusals(snapshot, inputs).items())
     changes = {key: value for key, value in wanted.items() if snapshot.app.get(key) != value}
     changes.update((key, None) for key in snapshot.app if key not in wanted)
     return changes
@@ -570,6 +626,12 @@ def _checked(answer, csr, ca):
     return answer
 
 
+def _plain(text):
+    """``text`` as one line of printable characters, cut to MAX_REASON."""
+    line = ''.join(c if c.isprintable() else ' ' for c in str(text)).strip()
+    return line[:MAX_REASON - 1] + '…' if len(line) > MAX_REASON else line
+
+
 def _ignored(key, reason, writer=_APP_BAG):
     """A note that ``key`` from ``writer`` is not taken, and why."""
     return ((hookenv.WARNING, f'ignored {key!r} from {writer}: {reason}'),)
@@ -596,6 +658,8 @@ class _Hook:
         this unit's certificate, set the states."""
         for level, message in self.decision.notes:
             hookenv.log(f'interface-tls: {message}', level)
+        if self.decision.refusal != self.inputs.state.get('refused'):  # warned about once
+            self.change(state=dict(self.inputs.state, refused=self.decision.refusal))
         if self.usable:
             self.take_trust()
             if self.decision.take:
@@ -631,6 +695,7 @@ class _Hook:
         _toggle(self.relation_name, CERT_AVAILABLE, held and is_flag_set(CERT_AVAILABLE))
         trusts = self.usable and bool(unitdata.kv().get(KV_CA))
         _toggle(self.relation_name, CA_AVAILABLE, trusts and is_flag_set(CA_AVAILABLE))
+        _toggle(self.relation_name, CSR_REFUSED, self.usable and self.decision.refusal is not None)
 
     def write(self):
         """When the hook ends: this unit's bookkeeping, and one relation-set

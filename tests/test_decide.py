@@ -48,15 +48,15 @@ def roles(ca=None, next_ca=None, previous=None, rotation=0, since=0):
 
 
 def snapshot(cas, leader=True, app=None, bag=None, csrs=None, acks=None, answers=None, live=(),
-             now=None, unit=LEADER):
+             now=None, unit=LEADER, refusals=None):
     return peers.Snapshot(unit, leader, now or NOW, 'update-status', app or {}, bag or {}, cas,
-                          answers or {}, csrs or {}, acks or {}, lambda: set(live))
+                          answers or {}, csrs or {}, acks or {}, refusals or {}, lambda: set(live))
 
 
-def inputs(csr=None, made=None, requested=None, held=None, stalled=None, replaced=()):
+def inputs(csr=None, made=None, requested=None, held=None, stalled=None, replaced=(), refused=None):
     state = {'csr': csr and csr.pem, 'replaced': list(replaced), 'stalled': stalled or {},
              'cas_given': [], 'cas': {}}
-    return peers.Inputs(csr, state, made or {}, requested, held)
+    return peers.Inputs(csr, state, made or {}, requested, held, refused or {})
 
 
 def answer_of(ca, csr, **kwargs):
@@ -282,3 +282,32 @@ def test_a_certificate_due_ends_phase_1_without_the_silent_units(pki_set):
                     answers={LEADER: (due, csr.digest)})
     decision = peers.decide(snap, inputs(csr))
     assert decision.cas[CA_KEY] == certs(b) and set(decision.pending) == {LEADER}
+
+
+def test_a_refused_csr_is_pending_no_more_until_the_unit_publishes_another(pki_set):
+    cas, csrs = pki_set
+    csr, other = pem.request(csrs[PEER]), pem.request(pki.make_csr(pki.make_key(), PEER))
+    base = dict(csrs={PEER: csr}, acks={PEER: None})
+    refused = peers.decide(snapshot(roles(cas['A']), **base), inputs(refused={PEER: (csr.digest, 'no')}))
+    assert refused.pending == {} and refused.app[peers.REFUSAL_KEY.format(PEER)] == f'{csr.digest} no'
+    published = {PEER: (csr.digest, 'no')}
+    assert peers.decide(snapshot(roles(cas['A']), refusals=published, **base), inputs()).pending == {}
+    again = peers.decide(snapshot(roles(cas['A']), refusals=published, csrs={PEER: other}, acks={PEER: None},
+                                  app={peers.REFUSAL_KEY.format(PEER): f'{csr.digest} no'}), inputs())
+    assert again.pending == {PEER: other} and again.app[peers.REFUSAL_KEY.format(PEER)] is None
+
+
+def test_a_unit_is_told_of_the_refusal_of_its_current_csr_only(pki_set):
+    _, csrs = pki_set
+    csr = pem.request(csrs[PEER])
+
+    def told(digest):
+        snap = snapshot(roles(pki_set[0]['A']), leader=False, unit=PEER, refusals={PEER: (digest, 'bad')})
+        return peers.decide(snap, inputs(csr))
+    assert told(csr.digest).refusal == 'bad' and 'refused' in told(csr.digest).notes[0][1]
+    assert told('0' * 64).refusal is None
+
+
+def test_a_reason_is_one_printable_line_and_capped():
+    assert peers._plain('a\nb\x1b[31m') == 'a b [31m'
+    assert len(peers._plain('x' * 1000)) == peers.MAX_REASON

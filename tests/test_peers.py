@@ -179,7 +179,7 @@ def test_a_new_ca_is_trusted_everywhere_before_anything_is_issued_under_it(make)
 
 def test_new_ca_gets_every_unit_a_certificate_from_it(make):
     drv = make(units=3)
-    old, other = drv.ca, pki.make_ca('other CA')
+    other = pki.make_ca('other CA')
     drv.use_ca(other)
     drv.run('drv/0', 'update-status')
     drv.settle()
@@ -225,7 +225,7 @@ def test_a_leader_change_mid_rotation_continues_it(make):
     not yet given any CA carries the rotation on once every unit trusts the
     new CA."""
     drv = make(units=3)
-    old, new = drv.ca, pki.make_ca('new CA')
+    new = pki.make_ca('new CA')
     drv.control('drv/0', sign=False)
     drv.call('drv/0', 'set_ca', new.pem)
     drv.run('drv/1', 'tls-relation-changed', remote='drv/0')
@@ -1278,3 +1278,34 @@ def test_a_lost_withdrawal_of_an_ack_never_starts_issuing(make):
     m.queue('drv/0', 'config-changed')
     assert m.run('drv/0', queued_index(m, 'drv/0', 'config-changed')).ok
     nothing_issued_under_an_untrusted_ca(drv, b)
+
+
+def test_a_refused_csr_reaches_its_unit_and_a_new_one_is_pending_again(make):
+    """The leader's charm refuses drv/1's CSR: it leaves get_csr_map(),
+    drv/1 warns once and raises ``certificate signing request refused``
+    with the reason; its next CSR is pending again, and answered."""
+    drv = make(units=2)
+    drv.control('drv/0', sign=False)
+    drv.rekey('drv/1')
+    assert 'drv/1' in drv.call('drv/0', 'get_csr_map')
+    drv.call('drv/0', 'refuse_csr', 'drv/1', 'subject not allowed\nby policy')
+    assert drv.call('drv/0', 'get_csr_map') == {}
+    assert peers.SIGN_CSR not in drv.model.flags('drv/0')
+    records = drv.settle()
+    told = [r for r in records if r.unit == 'drv/1' for message in warnings([r]) if 'refused' in message]
+    assert len(told) == 1 and peers.CSR_REFUSED in drv.model.flags('drv/1')
+    assert drv.call('drv/1', 'get_refusal') == 'subject not allowed by policy'
+    drv.control('drv/0', sign=True)
+    drv.rekey('drv/1')
+    assert peers.CSR_REFUSED not in drv.model.flags('drv/1')
+    drv.settle()
+    assert belongs_to_key(drv, 'drv/1', drv.cert('drv/1'))
+    assert peers.REFUSAL_KEY.format('drv/1') not in drv.model.app_bag()
+
+
+def test_refuse_csr_is_for_the_leader_and_a_unit_with_a_csr(make):
+    drv = make(units=2)
+    with pytest.raises(ValueError, match='refuse_csr: only the leader'):
+        drv.call('drv/1', 'refuse_csr', 'drv/0', 'no')
+    with pytest.raises(ValueError, match="refuse_csr: 'drv/7' has no valid CSR"):
+        drv.call('drv/0', 'refuse_csr', 'drv/7', 'no')

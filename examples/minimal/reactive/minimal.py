@@ -34,15 +34,21 @@ def sign_requests(tls):
     ca_key, ca_cert = leader_ca()
     tls.set_ca(text(ca_cert))  # the same CA again is a no-op
     for unit, csr_pem in tls.get_csr_map().items():
+        csr = x509.load_pem_x509_csr(csr_pem.encode())
+        if not csr.is_signature_valid:  # refused, not left pending: its unit is told why
+            tls.refuse_csr(unit, 'its signature does not verify')
+            continue
+        sans = [x509.DNSName(unit.replace('/', '-')), x509.DNSName('localhost'),
+                x509.IPAddress(ipaddress.ip_address('127.0.0.1'))]
         try:
-            csr = x509.load_pem_x509_csr(csr_pem.encode())
-            if not csr.is_signature_valid:
-                raise ValueError('its signature does not verify')
-            sans = [x509.DNSName(unit.replace('/', '-')), x509.DNSName('localhost'),
-                    x509.IPAddress(ipaddress.ip_address('127.0.0.1'))]
             tls.set_cert(unit, text(issue(name(unit), csr.public_key(), ca_key, ca_cert, sans)))
-        except ValueError as error:  # one bad CSR must not hold up the others
+        except ValueError as error:  # one bad answer must not hold up the others
             hookenv.log(f'not signing the CSR of {unit}: {error}', hookenv.WARNING)
+
+
+@when('certificate signing request refused')
+def refused(tls):  # the operator decides: a new key (delete key.pem) makes a new CSR
+    hookenv.status_set('blocked', 'the leader refused this unit\'s CSR: ' + tls.get_refusal())
 
 
 @when('signed certificate available')
