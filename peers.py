@@ -7,19 +7,13 @@ whatever PKI tool it likes. README.md documents the states and the methods,
 docs/design.md the wire format; the constants below are the single place
 each name lives.
 
-Design: each unit publishes its CSR in its own bag; the leader publishes
-the CA and its answers in the application bag, which only the leader can
-write and which outlives any one leader. Each hook reads, decides, acts:
-
-* read: ``_read`` takes the relation in once, at hook start, into a
-  ``Snapshot`` (every bag value validated and every PEM parsed once, the
-  clock read once);
-* decide: ``decide(snapshot, inputs)``, a plain function, says what this
-  unit trusts and takes, what waits for the leader's charm, and what each
-  bag should hold; the charm's ``set_csr``, ``set_cert`` and ``set_ca``
-  change the ``Inputs`` and decide again;
-* act: ``_Hook.start`` delivers and sets the states before any handler
-  runs; ``_Hook.write`` writes the bags' differences when the hook ends.
+Each unit publishes its CSR in its own bag; the leader publishes the CA and
+its answers in the application bag, which only the leader can write and
+which outlives any one leader. Each hook reads the relation once (_read),
+decides with a plain function of what it read (decide), and acts: delivers
+and sets the states before the charm's handlers (_Hook.start), writes the
+bags' differences when it ends (_Hook.write). docs/design.md, "How a hook
+runs", says more.
 """
 import re
 import time
@@ -92,7 +86,8 @@ MAX_DIGESTS = 32
 
 _ANSWER_KEY = re.compile('(.+)({}|{})'.format(*(re.escape(key.format(''))
                                                 for key in (CERT_KEY, CSR_DIGEST_KEY))))
-_ROUND = re.compile('[0-9]{1,12}')
+_ROUND = re.compile('[0-9]{1,18}')
+MAX_ROUND = 10 ** 15  # a round (or time) the leader would write past 18 digits is junk
 _REFUSAL = re.compile('(.+){}'.format(re.escape(REFUSAL_KEY.format(''))))
 _DIGEST = re.compile('[0-9a-f]{64}')
 # Where the leader's answers are, as warnings name it.
@@ -209,10 +204,13 @@ class TlsPeers(RelationBase):
         unit holds a certificate from the new one. ``emergency=True`` (the old CA's key is compromised) drops
         the old one at once and answers every CSR again, breaking handshakes
         between units until each has its new certificate. ValueError on a
-        non-leader and for anything but certificates."""
+        non-leader, where the relation cannot be used, and for anything but
+        CA certificates."""
         _require_leader('set_ca')
         given = _parsed('set_ca', _authorities, ca)
         hook = _hook(self.relation_name)
+        if not hook.usable:  # nothing would publish it
+            raise ValueError(f'set_ca: relation {self.relation_name} is not available in this hook')
         hook.change(requested=(given, emergency), state=_given(hook, given))
         hook.take_trust()
         hook.update_states()
@@ -297,29 +295,34 @@ def _read(relation_name):
         their = hookenv.relation_get(rid=rid, unit=peer) or {}
         csrs[peer] = _valid(their.get(CSR_KEY), _request, CSR_KEY, peer)
         acks[peer] = their.get(CA_ACK_KEY)
-    return (Snapshot(unit, leader, time.time(), hookenv.hook_name(), app, bag, _read_cas(app, state, True),
-                     answers, {peer: csr for peer, csr in csrs.items() if csr}, acks, refusals,
-                     _live_in_goal_state),
+    cas, valid = _read_cas(app, state, True, leader), {peer: csr for peer, csr in csrs.items() if csr}
+    return (Snapshot(unit, leader, time.time(), hookenv.hook_name(), app, bag, cas, answers, valid, acks,
+                     refusals, _live_in_goal_state),
             Inputs(csr, state, {}, None, held, {}))
 
 
-def _read_cas(app, state, warn):
+def _read_cas(app, state, warn, leader=False):
     """The CA roles the application bag holds, ``{CA key: Certificates or
     None}``, and the rotation's numbers, ``{ROTATION_KEYS: int}`` (0 for
     none); for a key that holds junk (or ``ca`` deleted) what this unit
     recorded for it when its last hook ended (``state['cas']``): an
     operator's write changes no unit's trust, and a leader republishes its
-    record."""
+    record. A leader that wrote its record as leader takes it for a key
+    that is missing too (Juju lost its hook's commit, or an operator
+    deleted it), and never goes back to an earlier round."""
     recorded, cas = state['cas'], {}
+    own = leader and recorded.get('led')
     for key in CA_KEYS:
         cas[key] = _valid(app.get(key), _authorities, key if warn else None)
-        if cas[key] is None and (app.get(key) or key == CA_KEY):
+        if cas[key] is None and (app.get(key) or key == CA_KEY or own):
             cas[key] = _valid(recorded.get(key), _authorities)
     for key in ROTATION_KEYS:
         value = str(app.get(key) or '')
-        if value and not _ROUND.fullmatch(value) and warn:
+        if value and not (_ROUND.fullmatch(value) and int(value) < MAX_ROUND) and warn:
             _warn(_APP_BAG, key, 'it is not a number')
-        cas[key] = int(value) if _ROUND.fullmatch(value) else recorded.get(key, 0)
+        cas[key] = int(value) if _ROUND.fullmatch(value) and int(value) < MAX_ROUND else recorded.get(key, 0)
+    if own:
+        cas[CA_ROUND_KEY] = max(cas[CA_ROUND_KEY], recorded.get(CA_ROUND_KEY, 0))
     return cas
 
 
@@ -674,13 +677,14 @@ class _Hook:
         unit holds a certificate: a charm that cleared either, or a unit
         between re-key and answer, must still write its new ca.pem before a
         peer presents a certificate from the new CA."""
-        trust = self.decision.trust
-        if trust and trust != unitdata.kv().get(KV_CA):
+        trust, changed = self.decision.trust, self.decision.trust != unitdata.kv().get(KV_CA)
+        if trust and (changed or not self.inputs.state.get('ca_told')):  # told once after an upgrade
             unitdata.kv().set(KV_CA, trust)
             cas = self.decision.cas
             unitdata.kv().set(KV_CA_EXPIRY, _iso(min(ca.earliest_expiry() for ca in _roles(cas) if ca)))
             _raise(self.relation_name, CA_AVAILABLE)
-            if self.inputs.held:
+            self.change(state=dict(self.inputs.state, ca_told=True))
+            if changed and self.inputs.held:
                 _raise(self.relation_name, CERT_AVAILABLE)
 
     def update_states(self):
@@ -703,7 +707,7 @@ class _Hook:
         state = self.inputs.state
         if self.usable:
             cas = self.decision.cas
-            record = {key: cas[key] and cas[key].pem for key in CA_KEYS}
+            record = dict({key: cas[key] and cas[key].pem for key in CA_KEYS}, led=self.snapshot.leader)
             state = dict(state, cas=dict(record, **{key: cas[key] for key in ROTATION_KEYS}))
         unitdata.kv().set(KV_STATE.format(self.relation_name), state)  # the same again writes nothing
         if not self.usable:
@@ -882,22 +886,8 @@ def _require_leader(method):
 
 # PEM, parsed once per hook ------------------------------------------------
 
-@hookenv.cached
-def _certificates(text):
-    """pem.certificates, memoized for the hook: each PEM is parsed once."""
-    return pem.certificates(text)
-
-
-@hookenv.cached
-def _authorities(text):
-    """pem.authorities, memoized for the hook."""
-    return pem.authorities(text)
-
-
-@hookenv.cached
-def _request(text):
-    """pem.request, memoized for the hook."""
-    return pem.request(text)
+# pem.py's readers, memoized in charmhelpers' per-hook cache.
+_certificates, _authorities, _request = map(hookenv.cached, (pem.certificates, pem.authorities, pem.request))
 
 
 def _valid(text, parse, key=None, writer=_APP_BAG):

@@ -250,8 +250,10 @@ def _check_csr_key(der):
 def _extensions(der):
     """(authority key identifier, subject key identifier, CA) of a DER
     certificate: each identifier None where it has none (or an unreadable
-    one); CA True or False as its basicConstraints says, None without it."""
-    found = {}
+    one); CA True or False as its basicConstraints says (False where that
+    is unreadable), None without it. An unreadable extension costs only
+    what it would have said."""
+    values = {}
     try:
         _, _, start, end = _der_children(der, *_der_element(der, 0, len(der))[1:])[0]
         for tag, _, first, last in _der_children(der, start, end):
@@ -259,18 +261,28 @@ def _extensions(der):
                 _, _, first, last = _der_children(der, first, last)[0]
                 for _, _, begin, stop in _der_children(der, first, last):
                     parts = _der_children(der, begin, stop)
-                    found[der[parts[0][1]:parts[0][3]]] = _der_children(der, parts[-1][2], parts[-1][3])[0]
-        authority, subject, basic = (found.get(oid) for oid in (_AUTHORITY_KEY_ID, _SUBJECT_KEY_ID,
-                                                                 _BASIC_CONSTRAINTS))
-        if authority:
-            authority = next((der[s:e] for tag, _, s, e in _der_children(der, *authority[2:])
-                              if tag == _DER_IMPLICIT_0), None)
-        if basic:
-            flag = _der_children(der, *basic[2:])[:1]
-            basic = bool(flag) and flag[0][0] == _DER_BOOLEAN and der[flag[0][2]:flag[0][3]] != b'\x00'
-        return authority, subject and der[subject[2]:subject[3]], basic
+                    values[der[parts[0][1]:parts[0][3]]] = parts[-1][2:]
     except (ValueError, IndexError):
-        return None, None, None
+        return None, None, False
+
+    def read(oid, take, unreadable=None):
+        """``take`` of the DER element extension ``oid`` holds."""
+        if oid not in values:
+            return None
+        try:
+            return take(_der_children(der, *values[oid])[0])
+        except (ValueError, IndexError):
+            return unreadable
+    return (read(_AUTHORITY_KEY_ID, lambda e: next((der[s:x] for tag, _, s, x in _der_children(der, *e[2:])
+                                                    if tag == _DER_IMPLICIT_0), None)),
+            read(_SUBJECT_KEY_ID, lambda e: der[e[2]:e[3]]),
+            read(_BASIC_CONSTRAINTS, lambda e: _ca_flag(der, e), unreadable=False))
+
+
+def _ca_flag(der, element):
+    """basicConstraints' cA: its first field, a BOOLEAN, true (DEFAULT FALSE)."""
+    fields = _der_children(der, *element[2:])[:1]
+    return bool(fields) and fields[0][0] == _DER_BOOLEAN and der[fields[0][2]:fields[0][3]] != b'\x00'
 
 
 def _validity(der):

@@ -261,3 +261,12 @@ def test_an_includes_entry_that_is_a_path_builds_no_interface(tmp_path):
     assert (charm / 'peers.py').is_file() and (charm / 'pem.py').is_file()
     assert not (charm / 'hooks' / 'relations' / 'tls').exists()
     assert 'Processing interface' not in result.stdout
+
+
+def test_every_test_the_docs_cite_exists():
+    """A test a document names as its evidence is a test the suite runs."""
+    defined = set(re.findall(r'^\s*def (test_\w+)', '\n'.join(
+        path.read_text() for path in (REPO / 'tests').rglob('test_*.py')), re.M))
+    modules = {path.stem for path in (REPO / 'tests').rglob('test_*.py')}
+    cited = {name for doc in DOCS for name in re.findall(r'`(test_\w+)', doc.read_text())}
+    assert sorted(cited - defined - modules) == []
