@@ -76,3 +76,92 @@ def test_review_a_unit_down_mid_rotation_stops_every_renewal(make, clock):
     drv.run('drv/0', 'update-status')
     run_all_but(drv, 'drv/2')
     assert drv.cert('drv/0') != held['drv/0'] and drv.cert('drv/1') != held['drv/1']
+
+
+def self_signed(extensions):
+    """A self-signed EC certificate with ``extensions`` ((extension, critical) pairs)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    key = pki.make_key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'a server, not a CA')])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+               .public_key(key.public_key()).serial_number(1)
+               .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=30)))
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
+
+
+@pytest.mark.xfail(strict=True, reason='pem._extensions swallows any error in any extension and '
+                   'returns (None, None, None): a CA:FALSE certificate with one odd extension '
+                   'reads as having no basicConstraints, and a self-signed one is taken as a CA')
+def test_review_one_unreadable_extension_makes_a_leaf_a_ca():
+    import pem
+    from cryptography import x509
+    from cryptography.x509.oid import ObjectIdentifier
+
+    odd = x509.UnrecognizedExtension(ObjectIdentifier('1.3.6.1.4.1.99999.1'), b'not DER')
+    leaf = self_signed([(x509.BasicConstraints(ca=False, path_length=None), True), (odd, False)])
+    assert pem.certificates(leaf).certs[0].ca is False
+    with pytest.raises(ValueError):
+        pem.authorities(leaf)
+
+
+@pytest.mark.xfail(strict=True, reason='the same catch-all drops the authority key identifier: a '
+                   'certificate from another CA with the same name passes issued_by')
+def test_review_one_unreadable_extension_drops_the_key_identifier_check():
+    import pem
+    from cryptography import x509
+    from cryptography.x509.oid import ObjectIdentifier
+
+    ca, twin = pki.make_ca('same name'), pki.make_ca('same name')
+    csr = pki.make_csr(pki.make_key(), 'drv/1')
+    good = pem.certificates(pki.sign(twin, csr)).certs[0]
+    assert not pem.issued_by(good, pem.authorities(ca.pem).certs[0])  # the AKI tells them apart
+    # the same certificate with one more, unreadable, extension
+    from cryptography.hazmat.primitives import hashes, serialization
+    cert = x509.load_pem_x509_certificate(pki.sign(twin, csr).encode())
+    builder = (x509.CertificateBuilder().subject_name(cert.subject).issuer_name(cert.issuer)
+               .public_key(cert.public_key()).serial_number(cert.serial_number)
+               .not_valid_before(cert.not_valid_before_utc).not_valid_after(cert.not_valid_after_utc))
+    for extension in cert.extensions:
+        builder = builder.add_extension(extension.value, critical=extension.critical)
+    builder = builder.add_extension(x509.UnrecognizedExtension(
+        ObjectIdentifier('1.3.6.1.4.1.99999.1'), b'not DER'), critical=False)
+    odd = builder.sign(twin.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
+    assert not pem.issued_by(pem.certificates(odd).certs[0], pem.authorities(ca.pem).certs[0])
+
+
+@pytest.mark.xfail(strict=True, reason="the leader deletes every application-bag key it does not know "
+                   "(_app_changes): a charm's own data on its peer relation is wiped; README does not "
+                   "say the relation's application bag belongs to the layer")
+def test_review_the_leader_wipes_a_charms_own_application_bag_keys(make):
+    drv = make(units=2)
+    drv.model.poke_app({'cluster-token': 'kept by the charm'})
+    drv.run('drv/0', 'update-status')
+    drv.settle()
+    assert app(drv).get('cluster-token') == 'kept by the charm'
+
+
+@pytest.mark.xfail(strict=True, reason="take_trust raises 'ca certificate available' only when the trust "
+                   'differs from tls.ca.certificate, which the previous release already stored: after '
+                   'an upgrade the new state is never raised until the CAs change')
+def test_review_an_upgrade_from_the_previous_release_never_raises_ca_available(make):
+    drv = make(units=2, settle=False)
+    for unit in drv.model.units:
+        for module in ('peers.py', 'pem.py'):
+            old = subprocess.run(['git', 'show', f'22a2227~1:{module}'], check=True,
+                                 capture_output=True, text=True).stdout
+            (drv.charm_dir(unit) / 'hooks' / 'relations' / 'tls' / module).write_text(old)
+    drv.settle()
+    assert all(drv.model.kv(unit).get(peers.KV_CA) for unit in drv.model.units)
+    for unit in drv.model.units:
+        drv.upgrade(unit)
+    drv.settle()
+    for unit in drv.model.units:
+        assert drv.runs(unit, 'ca available'), unit
