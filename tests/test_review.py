@@ -211,3 +211,16 @@ def stale_ack_scenario(make, old_round):
     run_skipping(drv, 'drv/0', 'update-status', 'drv/1')
     # the leader issues under B only once every unit trusts B
     assert app(drv)[CA_KEY] == a.pem or b.pem in drv.model.kv('drv/1')[peers.KV_CA]
+
+
+@pytest.mark.xfail(strict=True, reason="_read_cas falls back to the record only for junk or a deleted "
+                   "'ca': an operator who deletes ca_next abandons the rotation on every unit (their "
+                   'trust changes) and the leader never republishes it')
+def test_review_deleting_ca_next_silently_abandons_the_rotation(make):
+    drv = make(units=2)
+    drv.control('drv/0', sign=False)  # a charm that gives the new CA once (config-changed, say)
+    new = pki.make_ca('new CA')
+    drv.call('drv/0', 'set_ca', new.pem)
+    drv.model.poke_app({CA_NEXT_KEY: None})
+    drv.settle()
+    assert app(drv).get(CA_NEXT_KEY) == new.pem or app(drv)[CA_KEY] == new.pem
