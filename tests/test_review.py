@@ -254,3 +254,33 @@ def test_review_every_test_the_docs_cite_exists():
     for source in (root / 'tests').rglob('*.py'):
         defined |= set(re.findall(r'def (test_[a-z0-9_]+)', source.read_text()))
     assert sorted(cited - defined) == []
+
+
+# -- checked and held (no marker) ---------------------------------------------------
+
+def test_review_held_a_leaf_over_ca_is_repaired_and_set_ca_refuses_a_leaf(make):
+    drv = make(units=2)
+    published = app(drv)[CA_KEY]
+    leaf = pki.sign(drv.ca, pki.make_csr(pki.make_key(), 'drv/9'))
+    drv.model.poke_app({CA_KEY: leaf})
+    drv.settle()
+    assert app(drv)[CA_KEY] == published
+    assert all(drv.model.kv(unit)[peers.KV_CA] == published for unit in drv.model.units)
+    drv.control('drv/0', sign=False)
+    with pytest.raises(ValueError, match='set_ca'):
+        drv.call('drv/0', 'set_ca', leaf)
+
+
+def test_review_held_set_cert_twice_and_set_ca_twice_in_one_hook(make):
+    drv = make(units=2)
+    drv.control('drv/0', sign=False)
+    b, c = pki.make_ca('B'), pki.make_ca('C')
+    csr = drv.model.bag('drv/1')['csr']
+    first, second = pki.sign(drv.ca, csr), pki.sign(drv.ca, csr)
+    record = drv.run('drv/0', 'update-status', calls=[('set_cert', ['drv/1', first]),
+                                                      ('set_cert', ['drv/1', second]),
+                                                      ('set_ca', [b.pem]), ('set_ca', [c.pem])])
+    assert record.ok and all('error' not in r for r in drv.results(record))
+    bag = app(drv)
+    assert bag['drv/1_signed_certificate'] == second and bag[CA_NEXT_KEY] == c.pem
+    assert bag[CA_ROUND_KEY] == '1'
