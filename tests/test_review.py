@@ -273,3 +273,15 @@ def test_review_held_set_cert_twice_and_set_ca_twice_in_one_hook(make):
     bag = app(drv)
     assert bag['drv/1_signed_certificate'] == second and bag[CA_NEXT_KEY] == c.pem
     assert bag[CA_ROUND_KEY] == '1'
+
+
+@pytest.mark.xfail(strict=True, reason='same cause as the renewals: while a down unit holds phase 1, a '
+                   'unit added meanwhile gets no certificate at all, and nothing says why')
+def test_review_a_unit_down_mid_rotation_leaves_a_new_unit_without_a_certificate(make):
+    drv = make(units=3)
+    drv.use_ca(pki.make_ca('new CA'))
+    drv.run('drv/0', 'update-status')
+    run_all_but(drv, 'drv/2')
+    new = drv.add_unit()
+    run_all_but(drv, 'drv/2')
+    assert drv.cert(new) is not None
