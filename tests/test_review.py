@@ -48,9 +48,10 @@ def test_review_set_cert_with_a_certificate_from_the_ca_being_rotated_to(make):
 
 @pytest.mark.xfail(strict=True, reason='set_ca in install returns quietly and the CA is never '
                    'published: decide() sees no leader where the relation is refused')
-def test_review_set_ca_in_install_is_lost(make):
-    drv = make(units=1, sign=False, settle=False)
-    drv.schedule('drv/0', 'install', 'set_ca', [drv.ca.pem])
+@pytest.mark.parametrize('hook', ['install', 'data-storage-attached'])
+def test_review_set_ca_in_install_is_lost(make, hook):
+    drv = make(units=1, sign=False, settle=False, storage=True)
+    drv.schedule('drv/0', hook, 'set_ca', [drv.ca.pem])
     drv.settle()
     outcome = [e for e in drv.log('drv/0', 'call')]
     assert outcome and 'error' not in outcome[0]
