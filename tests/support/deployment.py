@@ -12,7 +12,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from peers import CA_ACK_KEY, CA_KEY, CA_PREVIOUS_KEY, CA_ROUND_KEY, CERT_KEY, CSR_KEY
+from peers import CA_ACK_KEY, CA_KEY, CA_PREVIOUS_KEY, CA_ROUND_KEY, CA_SINCE_KEY, CERT_KEY, CSR_KEY
 from peers import CSR_DIGEST_KEY as DIGEST_KEY
 from support import pki
 from support.jujusim import Model
@@ -133,7 +133,8 @@ class Deployment:
         a rotation happened), and the (unit, key) pairs in ``poked``, which a
         scenario put there itself; leader settings hold nothing of the
         layer's. The application bag holds ``ca`` (the CA's PEM, or no such
-        key when None), after a rotation ``ca_previous``, and answers only
+        key when None), during a rotation ``ca_previous`` and ``ca_since``,
+        after one ``ca_round``, and answers only
         for live units that have a
         CSR, each with the digest of that CSR; for each unit in ``published``
         (``{unit: certificate}``) the answer is that certificate.
@@ -154,7 +155,7 @@ class Deployment:
         answer_keys = {template.format(unit) for unit in answered
                        for template in (CERT_KEY, DIGEST_KEY)}
         assert bag.get(CA_ROUND_KEY, '1').isdigit(), bag[CA_ROUND_KEY]  # routine rotations started
-        others = set(bag) - {CA_KEY, CA_PREVIOUS_KEY, CA_ROUND_KEY}
+        others = set(bag) - {CA_KEY, CA_PREVIOUS_KEY, CA_ROUND_KEY, CA_SINCE_KEY}
         assert others == answer_keys, \
             f'keys for no live unit, or half answers: {sorted(others ^ answer_keys)}'
         for unit in answered:
