@@ -44,7 +44,7 @@ CSR_REFUSED = 'certificate signing request refused'
 # application bag: the CA answers are issued under, during a rotation the
 # next one, after it the one it replaced (until every unit holds a
 # certificate from the new one), the number of rotations started, which an
-# acknowledgement names, and when the rotation's phase began (POSIX seconds).
+# acknowledgement names, and when the rotation began (POSIX seconds).
 CSR_KEY = 'csr'
 CA_ACK_KEY = 'ca_ack'
 CA_KEY = 'ca'
@@ -73,7 +73,7 @@ KV_STATE = 'interface-tls.{}'
 RENEW_AT = 2 / 3
 WARN_AT = 0.9
 
-# Seconds into a rotation's phase after which the leader names, at WARNING
+# Seconds into a rotation after which the leader names, at WARNING
 # in every hook, the units it waits for; and after which a rotation goes on
 # to issue under the new CA without the units that have not acknowledged it
 # (as it does as soon as a certificate is due for renewal).
@@ -397,8 +397,8 @@ def decide(snapshot, inputs):
 def _plan(snapshot, inputs):
     """The CA roles the leader publishes, from the application bag's and
     this hook's set_ca(): the rotation's phases (docs/design.md, "CA
-    rotation"). A rotation started counts one more round; each phase
-    records when it began."""
+    rotation"). A rotation started counts one more round, and records when
+    it began."""
     plan, now = dict(snapshot.cas), int(snapshot.now)
     if inputs.requested:
         given, emergency = inputs.requested
@@ -412,8 +412,7 @@ def _plan(snapshot, inputs):
         plan[CA_SINCE_KEY] = now  # published by a version that did not record it
     if plan[CA_NEXT_KEY] and (_acknowledged(snapshot, _transition(plan))
                               or _waited_out(snapshot, inputs, plan)):
-        plan.update({CA_KEY: plan[CA_NEXT_KEY], CA_NEXT_KEY: None, CA_PREVIOUS_KEY: plan[CA_KEY],
-                     CA_SINCE_KEY: now})
+        plan.update({CA_KEY: plan[CA_NEXT_KEY], CA_NEXT_KEY: None, CA_PREVIOUS_KEY: plan[CA_KEY]})
     elif plan[CA_PREVIOUS_KEY] and not plan[CA_NEXT_KEY] and _holds_a_new_certificate(inputs.held, plan) \
             and _acknowledged(snapshot, _held(plan)):
         plan[CA_PREVIOUS_KEY] = None  # retired: every unit presents a certificate from the new CA
@@ -446,8 +445,8 @@ def _waited_out(snapshot, inputs, plan):
 
 
 def _waiting(snapshot, cas):
-    """A WARNING naming the peers a rotation waits for, once its phase has
-    lasted SILENT_AFTER: their acknowledgement of the next CA (phase 1), or
+    """A WARNING naming the peers a rotation waits for, once it has lasted
+    SILENT_AFTER: their acknowledgement of the next CA (phase 1), or
     of holding a certificate from the new one (until then every unit
     trusts the old CA too)."""
     ack = _transition(cas) or (cas[CA_PREVIOUS_KEY] and _held(cas))

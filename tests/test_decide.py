@@ -84,7 +84,7 @@ def test_a_rotation_counts_a_round_and_issues_nothing_until_every_unit_acknowled
     acked = snapshot(roles(a, b, rotation=1, since=NOW - 60), acks={PEER: ack},
                      csrs={PEER: pem.request(csrs[PEER])})
     decision = peers.decide(acked, inputs(requested=(certs(b), False)))
-    assert decision.cas == roles(b, previous=a, rotation=1, since=NOW)
+    assert decision.cas == roles(b, previous=a, rotation=1, since=NOW - 60)  # since the rotation began
     assert set(decision.pending) == {PEER}  # everything again, under B
 
 
