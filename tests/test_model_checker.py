@@ -1755,7 +1755,14 @@ def test_a_consumer_that_clears_its_state_writes_its_new_ca(charm, tmp_path):
         lambda s: s.deploy(original=False), lambda s: s.add_unit(), lambda s: s.add_unit(),
         lambda s: s.clear_once_handled(i=0), lambda s: s.clear_once_handled(i=0), lambda s: s.settle(),
         lambda s: s.new_ca(emergency=False), lambda s: s.settle(), lambda s: s.rekey_all(),
-        lambda s: s.move_leader(i=1, fail=False), lambda s: s.new_ca(emergency=False), lambda s: s.settle()])
+        lambda s: s.move_leader(i=1, fail=False), lambda s: s.new_ca(emergency=False), lambda s: s.settle(),
+        cleared])
+
+
+def cleared(state):
+    """A step: the clearing consumers have cleared the state."""
+    raised = [unit for unit in state.clearing if CERT_AVAILABLE in state.model.flags(unit)]
+    assert state.clearing and not raised, raised
 
 
 @pytest.mark.parametrize('i', [0, 1], ids=['leader', 'follower'])
