@@ -400,6 +400,10 @@ class TlsModel(RuleBasedStateMachine):
         self.real_time, self.offset = time.time, 0
         time.time = lambda: self.real_time() + self.offset
 
+    # poke_app writes no valid answer from the next CA during a rotation's
+    # first phase, unless a replay sets this.
+    answer_under_next = False
+
     # -- rules: what Juju and the operator do -------------------------------
 
     @initialize(original=ORIGINAL)
@@ -593,6 +597,12 @@ class TlsModel(RuleBasedStateMachine):
         victim = self._live(j)
         csr = self._bag(victim).get('csr')
         ca = self._leaders_ca() or rogue_ca()
+        if kind == 'valid' and not self.answer_under_next and \
+                cert_der(self.model.app_bag().get(CA_NEXT)) == cert_der(ca.pem):
+            # A layer failure being fixed elsewhere: during a rotation's
+            # first phase, an answer from the next CA is taken
+            # (test_an_answer_from_the_next_ca_is_not_taken_before_every_unit_trusts_it).
+            return
         cert_key, digest_key = CERT_KEY.format(victim), DIGEST_KEY.format(victim)
         if kind == 'junk ca':
             settings = {'ca': 'junk, not a CA'}
@@ -1722,6 +1732,27 @@ def test_a_unit_in_a_re_key_is_told_of_a_new_ca(charm, tmp_path):
     replay(charm, tmp_path, True, [
         strict, lambda s: s.deploy(original=False), lambda s: s.add_unit(), lambda s: s.settle(),
         lambda s: s.rekey(i=1), lambda s: s.new_ca(emergency=False), lambda s: s.settle()])
+
+
+@pytest.mark.xfail(strict=True, reason='layer: during a rotation an answer issued under ca_next is taken '
+                   'before every unit trusts ca_next; being fixed in the rewrite')
+def test_an_answer_from_the_next_ca_is_not_taken_before_every_unit_trusts_it(charm, tmp_path):
+    """Found exploring with the model (30-step sequences). 1's agent is
+    down, so a routine rotation stays in its first phase (``ca`` A,
+    ``ca_next`` B, no acknowledgement from 1). An operator writes into the
+    application bag, on the leader, a valid answer to 0's CSR from B, the
+    CA in leader settings. 0, the leader, takes it (_take_certificate
+    accepts an issuer among all of _cas(), ``ca_next`` included; set_cert
+    would too) and keeps publishing it, though 1 trusts only A: 1 rejects
+    0. The leader never issues under ``ca_next`` itself (nothing is issued
+    while it is published), so such an answer is no answer of the
+    protocol; the model's poke_app writes none since (``answer_under_next``)."""
+    def allow(state):
+        state.answer_under_next = True
+    replay(charm, tmp_path, True, [
+        allow, lambda s: s.deploy(original=False), lambda s: s.add_unit(), lambda s: s.settle(),
+        lambda s: s.stall(i=1), lambda s: s.new_ca(emergency=False), lambda s: s.settle(),
+        lambda s: s.poke_app(j=0, kind='valid'), lambda s: s.settle()])
 
 
 @pytest.mark.parametrize('encoding', ENCODINGS)
