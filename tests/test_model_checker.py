@@ -269,7 +269,10 @@ ENCODINGS = ('compressed', 'explicit')
 # Appended to a unit's copy of the example's handlers (clear_once_handled):
 # a consumer that clears ``signed certificate available`` once handled, as
 # the original layer's consumers do. It writes cert.pem and ca.pem only when
-# the layer raises the state anew. The example's leader gives its CA to the
+# the layer raises the state anew, and clears it once cert.pem holds the
+# certificate (found exploring: cleared in a hook where install_certificate
+# re-keyed instead of writing it, cert.pem kept the certificate before for
+# ever). The example's leader gives its CA to the
 # layer from that state's handler, and its units notice a new key-generation
 # there; with the state cleared, the second handler does both.
 CLEARING_CONSUMER = '''
@@ -283,7 +286,12 @@ from charms.reactive.relations import RelationBase as _RelationBase  # noqa: E40
 
 @when('signed certificate available')
 def clear_once_handled(tls):
-    _remove_state('signed certificate available')
+    # Handled: cert.pem holds the certificate (install_certificate may
+    # have re-keyed instead, and writes it in a later hook).
+    cert, path = tls.get_signed_cert(), unit_dir() / 'cert.pem'
+    if cert and path.exists() and x509.load_pem_x509_certificate(path.read_bytes()) == \\
+            x509.load_pem_x509_certificate(cert.encode()):
+        _remove_state('signed certificate available')
 
 
 @_when_not('signed certificate available')
