@@ -407,6 +407,7 @@ class TlsModel(RuleBasedStateMachine):
         self.rekeys = 0
         self.stalled = None  # a unit whose agent runs no hooks for now
         self.clearing = set()  # units whose consumer clears the state once handled
+        self.own_unpublished = set()  # (leader, certificate) it delivered itself in a lost hook
         self.ca_keys = {}  # DER of every CA leader settings held -> (its key, its PEM)
         self.current_ca = None  # DER of the CA leader settings hold
         self.emergency_cas = set()  # DER of the CAs an emergency rotation brought in
@@ -1033,6 +1034,11 @@ class TlsModel(RuleBasedStateMachine):
         if cert:
             issuing = cert_der(self.model.leader_settings.get('ca-cert'))
             own = may_sign and record.commit_lost and issuing and self._issuer(cert) == issuing
+            if own:
+                # It keeps it until a hook of its commits: a retry that fails
+                # (leadership moved mid-hook) flushes no unit data.
+                self.own_unpublished.add((unit, cert))
+            own = own or (unit, cert) in self.own_unpublished
             assert csr and ((unit, cert, csr_digest(csr)) in self.published or own), \
                 f'{what} stored a certificate the application bag never held for its current CSR'
             assert public_key(cert) == public_key(csr), \
@@ -1772,6 +1778,21 @@ def test_an_answer_from_the_next_ca_is_not_taken_before_every_unit_trusts_it(cha
         allow, lambda s: s.deploy(original=False), lambda s: s.add_unit(), lambda s: s.settle(),
         lambda s: s.stall(i=1), lambda s: s.new_ca(emergency=False), lambda s: s.settle(),
         lambda s: s.poke_app(j=0, kind='valid'), lambda s: s.settle()])
+
+
+@SELF_NOTIFY
+def test_a_leader_deposed_while_retrying_a_lost_hook_keeps_its_own_certificate(charm, tmp_path, self_notify):
+    """Found by the CI share once issue 16's rules changed its sequences; not
+    the layer's doing. The lone leader re-keys and answers itself in a hook
+    whose commit is lost (set_cert delivered the certificate at once); a
+    unit is added, and leadership moves while the retry runs, so the retry
+    is refused at relation-set --app and flushes no unit data. The model
+    allowed the unpublished certificate after the lost hook only; the unit
+    holds it until a hook of its commits."""
+    replay(charm, tmp_path, self_notify, [
+        lambda s: s.deploy(original=False), lambda s: s.live_through(days=30), lambda s: s.lose_commit(i=2),
+        lambda s: s.rekey_all(), lambda s: s.deliver(picks=[0]), lambda s: s.add_unit(),
+        lambda s: s.move_leader_mid_hook(i=0)])
 
 
 @pytest.mark.parametrize('encoding', ENCODINGS)
