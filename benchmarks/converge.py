@@ -998,8 +998,9 @@ def growth(runs, operations):
             'On settled units, against wire format 1: ' + '; '.join(against)
             + ". Wire format 2's floor is higher, as an app-changed cannot coalesce with a "
             "-changed about a unit, as wire format 1's answers in the leader's own bag did, and "
-            'the leader is told of its own application-bag writes; and in a re-key and a CA '
-            "rotation each of the leader's two application-bag writes reaches every unit.")
+            'the leader is told of its own application-bag writes; in a re-key and a CA '
+            "rotation each of the leader's application-bag writes (two, and three) reaches every "
+            'unit; and a CA rotation retires the old CA, which wire format 1 never did.')
     return ' '.join(sentences)
 
 

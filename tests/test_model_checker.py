@@ -49,9 +49,10 @@ that a live unit's consumer files (the ca.pem its handlers last wrote) do
 not trust, but in an emergency rotation's window; every two units whose
 consumers wrote their files accept each other (each one's cert.pem verifies
 with the other's ca.pem); and after settling each unit's ca.pem is the CA
-bundle its layer trusts. Two layer failures these found are strict xfails
-below, and kept out of the random sequences until the rewrite fixes them
-(``NOT_TAMPERED``, ``TlsModel._consumers``).
+bundle its layer trusts. The three layer failures these found (a leaf
+certificate over ``ca`` trusted as a CA; a unit in a re-key not told of a
+new CA; an answer from ``ca_next`` taken in phase 1) are fixed, and their
+replays below are regression tests.
 
 Mixed versions. A quarter of the sequences deploy two units on the
 original layer and settle them there (the original leader answers in its
@@ -112,8 +113,9 @@ After settling, with every unit on this layer and none stalled (the
 ``settle`` rule, and at teardown once every unit is upgraded): every
 live unit publishes its current CSR and holds a valid certificate (at the
 model's clock) for its key from the current CA, with the files to match, and
-trusts that CA and the one a routine rotation replaced, nothing else, and
-no CA an emergency rotation dropped is left in any bag; the
+trusts that CA alone (the one a routine rotation replaced is retired once
+every unit holds a certificate from the new one), and no CA an emergency
+rotation dropped is left in any bag; the
 application bag holds those and exactly the live units' answers, each the
 certificate its unit holds;
 the three states are ``signed certificate available`` alone, on every unit;
@@ -261,12 +263,10 @@ APP_POKES = ('junk ca', 'junk answer', 'another key', 'another csr', 'valid')
 # and ``digest`` are a unit's answer keys), and the kinds of junk or forgery.
 TAMPER_KEYS = ('ca', CA_NEXT, CA_PREVIOUS, 'cert', 'digest', 'csr', CA_ACK)
 TAMPER_KINDS = ('garbage', 'truncated', 'private key', 'wrong kind', 'other CA')
-# What tamper does not write, as it finds layer failures that are being
-# fixed elsewhere (each a strict xfail below): a leaf certificate (ours, or
-# the rogue CA's) over a CA key of the application bag is taken as a CA
-# (test_a_leaf_certificate_over_the_published_ca_is_not_trusted).
-NOT_TAMPERED = {(True, key, kind) for key in ('ca', CA_NEXT, CA_PREVIOUS)
-                for kind in ('wrong kind', 'other CA')}
+# What tamper does not write: nothing since the layer fixed what it found
+# (test_a_leaf_certificate_over_the_published_ca_is_not_trusted); a set a
+# replay may widen or narrow.
+NOT_TAMPERED = set()
 # The two unusual encodings of a valid EC CSR (pki.openssl_ec_csr).
 ENCODINGS = ('compressed', 'explicit')
 # Appended to a unit's copy of the example's handlers (clear_once_handled):
@@ -418,9 +418,6 @@ class TlsModel(RuleBasedStateMachine):
         self.real_time, self.offset = time.time, 0
         time.time = lambda: self.real_time() + self.offset
 
-    # poke_app writes no valid answer from the next CA during a rotation's
-    # first phase, unless a replay sets this.
-    answer_under_next = False
     # No injected failure on a clearing consumer, unless a replay sets this.
     fail_clearing = False
 
@@ -617,12 +614,6 @@ class TlsModel(RuleBasedStateMachine):
         victim = self._live(j)
         csr = self._bag(victim).get('csr')
         ca = self._leaders_ca() or rogue_ca()
-        if kind == 'valid' and not self.answer_under_next and \
-                cert_der(self.model.app_bag().get(CA_NEXT)) == cert_der(ca.pem):
-            # A layer failure being fixed elsewhere: during a rotation's
-            # first phase, an answer from the next CA is taken
-            # (test_an_answer_from_the_next_ca_is_not_taken_before_every_unit_trusts_it).
-            return
         cert_key, digest_key = CERT_KEY.format(victim), DIGEST_KEY.format(victim)
         if kind == 'junk ca':
             settings = {'ca': 'junk, not a CA'}
@@ -906,11 +897,14 @@ class TlsModel(RuleBasedStateMachine):
         sets = [argv for argv in record.argv if argv[0] == 'relation-set' and '--help' not in argv]
         app_sets = [argv for argv in sets if '--app' in argv]
         assert len(app_sets) <= 1 and len(sets) - len(app_sets) <= 1, f'{what} ran {sets}'
-        acks = {ca_digest(app.get(CA_NEXT)) for app in (app_before, self.model.app_bag())} - {None}
+        acks = {ca_digest(app.get(key)) for app in (app_before, self.model.app_bag())
+                for key in (CA_NEXT, 'ca')} - {None}
         for key, value in record.relation_written.items():
             assert value != bag_before.get(key), f'{what} wrote {key} unchanged ({value!r})'
-            # An acknowledgement names the rotation (issuing CA:next CA), and is
-            # withdrawn once the unit no longer trusts the CA it names.
+            # An acknowledgement names the rotation (round:issuing CA:next CA),
+            # then that the unit holds a certificate from the new CA
+            # (round:new CA), and is withdrawn once the unit no longer trusts
+            # the CA it names.
             acked = key == CA_ACK and (value is None or value.rpartition(':')[2] in acks)
             assert (key == 'csr' and csr_digest(value)) or acked or (
                 value is None and record.hook == 'upgrade-charm' and _leaders_key(key)), \
@@ -1090,14 +1084,10 @@ class TlsModel(RuleBasedStateMachine):
 
     def _consumers(self):
         """The units of this layer whose consumer files the checks after
-        every hook hold to; but a unit in a re-key (its layer holds a CSR and
-        no certificate): the layer raises no state there, so its consumer
-        keeps the ca.pem it wrote before, whatever it trusts meanwhile (a
-        layer failure being fixed elsewhere:
-        test_a_unit_in_a_re_key_is_told_of_a_new_ca)."""
-        kvs = {unit: self.model.kv(unit) for unit in self._upgraded()}
-        return [unit for unit, kv in kvs.items()
-                if not (kv.get(LAYER_STATE, {}).get('csr') and not kv.get(KV_SERVER_CERT))]
+        every hook hold to: all of them, a unit in a re-key included (its
+        layer raises ``ca certificate available`` on a new CA, certificate
+        or not: test_a_unit_in_a_re_key_is_told_of_a_new_ca)."""
+        return self._upgraded()
 
     def _check_issued_under_trusted_ca(self, record, what):
         """Nothing is issued under a CA that a live unit's consumer files (the
@@ -1163,10 +1153,10 @@ class TlsModel(RuleBasedStateMachine):
         app = model.app_bag()
         assert app.get('ca') == ca, 'the application bag does not carry the current CA'
         answers = {key for unit in model.units for key in (CERT_KEY.format(unit), DIGEST_KEY.format(unit))}
-        # The CA a rotation replaced stays trusted until it expires.
+        # The CA a rotation replaced is retired once every unit holds a
+        # certificate from the new one, as every unit does after settling.
         previous = app.get(CA_PREVIOUS)
-        assert not previous or (cert_der(previous) in self.cas and previous != ca), \
-            f'{CA_PREVIOUS}: {previous}'
+        assert not previous, f'{CA_PREVIOUS} was not retired: {previous}'
         for key in ('ca', CA_NEXT, CA_PREVIOUS):
             assert not set(bundle_ders(app.get(key))) & self.compromised, \
                 f'{key} holds a CA an emergency rotation dropped'
@@ -1185,8 +1175,7 @@ class TlsModel(RuleBasedStateMachine):
                 f'{unit} does not publish its current CSR'
             assert cert and cert == kv.get(KV_SERVER_CERT), f'{unit} holds no certificate'
             assert public_key(cert) == public_key(csr), f"{unit}: certificate not for its CSR's key"
-            assert kv.get(KV_CA) == ca + (previous or ''), \
-                f'{unit} does not trust the current CA (and no other)'
+            assert kv.get(KV_CA) == ca, f'{unit} does not trust the current CA (and no other)'
             assert pki.verify_signature(ca_cert, x509.load_pem_x509_certificate(cert.encode())), \
                 f'{unit}: certificate not from the current CA'
             layer_flags = model.flags(unit) & {CREATE_CSR, SIGN_CSR, CERT_AVAILABLE}
@@ -1736,8 +1725,6 @@ def tamper_anyway(in_app, i, j, key, kind):
 
 
 @pytest.mark.parametrize('key', ['ca', CA_PREVIOUS])
-@pytest.mark.xfail(strict=True, reason='layer: a leaf certificate in a CA key of the application bag is '
-                   'taken as a CA (_valid_ca checks no basicConstraints); being fixed in the rewrite')
 def test_a_leaf_certificate_over_the_published_ca_is_not_trusted(charm, tmp_path, key):
     """Found by the model (tamper). An operator writes a leaf certificate
     (here one the example's CA issued; one from any CA does the same) over
@@ -1751,8 +1738,6 @@ def test_a_leaf_certificate_over_the_published_ca_is_not_trusted(charm, tmp_path
         tamper_anyway(in_app=True, i=1, j=1, key=key, kind='wrong kind'), lambda s: s.settle()])
 
 
-@pytest.mark.xfail(strict=True, reason='layer: a unit in a re-key acknowledges a new CA without telling its '
-                   'charm (no state is raised without a certificate); being fixed in the rewrite')
 def test_a_unit_in_a_re_key_is_told_of_a_new_ca(charm, tmp_path):
     """Found by the model (consumer files). 1 re-keys: set_csr withdraws its
     certificate, so the layer lowers ``signed certificate available``; a
@@ -1765,15 +1750,11 @@ def test_a_unit_in_a_re_key_is_told_of_a_new_ca(charm, tmp_path):
     own arrives: a routine rotation breaks handshakes. The replay holds
     every unit's consumer files to the checks (the model's own checks leave
     out a unit in a re-key)."""
-    def strict(state):
-        state._consumers = state._upgraded
     replay(charm, tmp_path, True, [
-        strict, lambda s: s.deploy(original=False), lambda s: s.add_unit(), lambda s: s.settle(),
+        lambda s: s.deploy(original=False), lambda s: s.add_unit(), lambda s: s.settle(),
         lambda s: s.rekey(i=1), lambda s: s.new_ca(emergency=False), lambda s: s.settle()])
 
 
-@pytest.mark.xfail(strict=True, reason='layer: during a rotation an answer issued under ca_next is taken '
-                   'before every unit trusts ca_next; being fixed in the rewrite')
 def test_an_answer_from_the_next_ca_is_not_taken_before_every_unit_trusts_it(charm, tmp_path):
     """Found exploring with the model (30-step sequences). 1's agent is
     down, so a routine rotation stays in its first phase (``ca`` A,
@@ -1784,11 +1765,9 @@ def test_an_answer_from_the_next_ca_is_not_taken_before_every_unit_trusts_it(cha
     would too) and keeps publishing it, though 1 trusts only A: 1 rejects
     0. The leader never issues under ``ca_next`` itself (nothing is issued
     while it is published), so such an answer is no answer of the
-    protocol; the model's poke_app writes none since (``answer_under_next``)."""
-    def allow(state):
-        state.answer_under_next = True
+    protocol: the layer takes an answer only from the issuing CA now."""
     replay(charm, tmp_path, True, [
-        allow, lambda s: s.deploy(original=False), lambda s: s.add_unit(), lambda s: s.settle(),
+        lambda s: s.deploy(original=False), lambda s: s.add_unit(), lambda s: s.settle(),
         lambda s: s.stall(i=1), lambda s: s.new_ca(emergency=False), lambda s: s.settle(),
         lambda s: s.poke_app(j=0, kind='valid'), lambda s: s.settle()])
 
