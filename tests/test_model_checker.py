@@ -1787,12 +1787,22 @@ def test_a_leader_deposed_while_retrying_a_lost_hook_keeps_its_own_certificate(c
         lambda s: s.move_leader_mid_hook(i=0)])
 
 
-@pytest.mark.xfail(strict=True, reason='not diagnosed: the clearing consumer (the model\'s patch of the '
-                   'example) or the layer; kept out of the random sequences (TlsModel._fail)')
+@pytest.mark.xfail(strict=True, reason='the consumer, not the layer: the failed hook renamed key.pem.next '
+                   'and wrote cert.pem before failing; files are not rolled back, the layer is, and the '
+                   'clearing patch never runs install_certificate again; kept out of the random '
+                   'sequences (TlsModel._fail)')
 def test_a_clearing_consumer_re_keying_in_a_failed_hook_writes_its_certificate(charm, tmp_path):
-    """Found by the CI share with the clearing consumer, at the deadline:
-    a lone unit whose consumer clears the state re-keys in a hook that
-    fails; once settled its cert.pem is not the certificate it holds."""
+    """Found by the CI share with the clearing consumer: a lone unit whose
+    consumer clears the state re-keys in a hook that fails; once settled
+    its cert.pem is not the certificate it holds. In the failed hook the
+    example made its new key, the layer delivered the leader's own answer,
+    and install_certificate renamed key.pem.next to key.pem and wrote
+    cert.pem; then the hook failed. Juju rolls back the layer's unit data
+    (it holds the old CSR and certificate again, the state cleared as the
+    patch left it), not the files; the example notices a failed re-key by
+    key.pem.next, which is gone, and the patch's handler sees the
+    key-generation written already. The unmodified example runs
+    install_certificate in every hook and re-keys there."""
     def allow(state):
         state.fail_clearing = True
     replay(charm, tmp_path, True, [
