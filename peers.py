@@ -76,7 +76,7 @@ WARN_AT = 0.9
 # Seconds into a rotation after which the leader names, at WARNING
 # in every hook, the units it waits for; and after which a rotation goes on
 # to issue under the new CA without the units that have not acknowledged it
-# (as it does as soon as a certificate is due for renewal).
+# (sooner if a certificate would expire meanwhile).
 SILENT_AFTER = 15 * 60
 ROTATION_WAIT = 60 * 60
 
@@ -434,14 +434,15 @@ def _acknowledged(snapshot, ack):
 
 def _waited_out(snapshot, inputs, plan):
     """Whether phase 1 has waited long enough for units that do not
-    acknowledge (their agents are down, say): ROTATION_WAIT, or until a
-    certificate under the current CA is due, which nothing renews while
-    the phase lasts. The rotation then goes on without them."""
-    if snapshot.now - plan[CA_SINCE_KEY] >= ROTATION_WAIT:
-        return True
-    return any(answer and answer.lifetime_passed(snapshot.now) >= RENEW_AT
-               for answer in (_published_answer(snapshot, unit, csr, plan[CA_KEY])
-                              for unit, csr in _csrs(snapshot, inputs).items()))
+    acknowledge (their agents are down, say): ROTATION_WAIT, or less if a
+    certificate under the current CA would expire before then, as nothing
+    renews it while the phase lasts. The rotation then goes on without
+    them. (Not as soon as one is due for renewal: the units that have not
+    acknowledged yet are most often live ones whose hooks have not run.)"""
+    end = plan[CA_SINCE_KEY] + ROTATION_WAIT
+    answers = (_published_answer(snapshot, unit, csr, plan[CA_KEY])
+               for unit, csr in _csrs(snapshot, inputs).items())
+    return snapshot.now >= end or any(answer and answer.expiry() <= end for answer in answers)
 
 
 def _waiting(snapshot, cas):
