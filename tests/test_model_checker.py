@@ -1864,3 +1864,16 @@ def test_an_agent_down_for_a_hundred_days(charm, tmp_path, i):
     replay(charm, tmp_path, True, [
         lambda s: s.deploy(original=False), lambda s: s.add_unit(), lambda s: s.add_unit(),
         lambda s: s.settle(), lambda s: s.agent_down_for_days(i=i, days=100), lambda s: s.settle()])
+
+
+def test_a_rotation_when_certificates_are_due_waits_for_live_units(charm, tmp_path):
+    """Found by the model (issue 17's first silent-unit bound). Certificates
+    reach their renewal point as a routine rotation starts, and new units
+    are still joining: phase 1 must not go on without the units that have
+    not acknowledged yet (their hooks have not run; they are not silent),
+    or they reject their peers' certificates from the new CA."""
+    replay(charm, tmp_path, True, [
+        lambda s: s.deploy(original=False), lambda s: s.add_unit(), lambda s: s.settle(),
+        lambda s: s.add_unit(), lambda s: s.add_unit(), lambda s: s.advance_time(days=30),
+        lambda s: s.rekey_all(), lambda s: s.advance_time(days=30), lambda s: s.new_ca(emergency=False),
+        lambda s: s.add_unit(), lambda s: s.add_unit()])
