@@ -204,13 +204,15 @@ class TlsPeers(RelationBase):
         unit holds a certificate from the new one. ``emergency=True`` (the old CA's key is compromised) drops
         the old one at once and answers every CSR again, breaking handshakes
         between units until each has its new certificate. ValueError on a
-        non-leader, where the relation cannot be used, and for anything but
-        CA certificates."""
+        non-leader and for anything but CA certificates. Where the relation
+        cannot be used (install), the CA is given in the next hook where it
+        can, if this unit still leads."""
         _require_leader('set_ca')
         given = _parsed('set_ca', _authorities, ca)
         hook = _hook(self.relation_name)
-        if not hook.usable:  # nothing would publish it
-            raise ValueError(f'set_ca: relation {self.relation_name} is not available in this hook')
+        if not hook.usable:  # kept for the next hook where the relation can be used (_read)
+            hook.change(state=dict(_given(hook, given), ca_requested=[given.pem, emergency]))
+            return
         hook.change(requested=(given, emergency), state=_given(hook, given))
         hook.take_trust()
         hook.update_states()
@@ -269,6 +271,8 @@ def _read(relation_name):
         return (Snapshot(unit, False, time.time(), hookenv.hook_name(), {}, {}, _read_cas({}, state, False),
                          {}, {}, {}, {}, set), Inputs(csr, state, {}, None, held, {}))
     leader, app = _is_leader(), hookenv.relation_get(rid=rid, app=hookenv.application_name()) or {}
+    given, emergency = state.pop('ca_requested', None) or (None, False)  # by set_ca where it could not be
+    requested = (_valid(given, _authorities), emergency) if given and leader else None
     bag = hookenv.relation_get(rid=rid, unit=unit) or {}
     if csr is None:  # published before this layer kept state (by the original layer)
         csr = _valid(bag.get(CSR_KEY), _request)
@@ -298,7 +302,7 @@ def _read(relation_name):
     cas, valid = _read_cas(app, state, True, leader), {peer: csr for peer, csr in csrs.items() if csr}
     return (Snapshot(unit, leader, time.time(), hookenv.hook_name(), app, bag, cas, answers, valid, acks,
                      refusals, _live_in_goal_state),
-            Inputs(csr, state, {}, None, held, {}))
+            Inputs(csr, state, {}, requested if requested and requested[0] else None, held, {}))
 
 
 def _read_cas(app, state, warn, leader=False):
