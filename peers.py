@@ -214,7 +214,6 @@ class TlsPeers(RelationBase):
             hook.change(state=dict(_given(hook, given), ca_requested=[given.pem, emergency]))
             return
         hook.change(requested=(given, emergency), state=_given(hook, given))
-        hook.take_trust()
         hook.update_states()
 
     def get_ca(self):
@@ -657,8 +656,12 @@ class _Hook:
         self.decision = decide(self.snapshot, self.inputs)
 
     def change(self, **inputs):
+        """Decide again on changed inputs; the trust follows at once (a
+        later call in the hook may decide otherwise than an earlier one)."""
         self.inputs = self.inputs._replace(**inputs)
         self.decision = decide(self.snapshot, self.inputs)
+        if self.usable:
+            self.take_trust()
 
     def start(self):
         """Before the charm's handlers: log the notes, take the trust and
@@ -687,7 +690,7 @@ class _Hook:
             cas = self.decision.cas
             unitdata.kv().set(KV_CA_EXPIRY, _iso(min(ca.earliest_expiry() for ca in _roles(cas) if ca)))
             _raise(self.relation_name, CA_AVAILABLE)
-            self.change(state=dict(self.inputs.state, ca_told=True))
+            self.inputs = self.inputs._replace(state=dict(self.inputs.state, ca_told=True))
             if changed and self.inputs.held:
                 _raise(self.relation_name, CERT_AVAILABLE)
 

@@ -1877,3 +1877,13 @@ def test_a_rotation_when_certificates_are_due_waits_for_live_units(charm, tmp_pa
         lambda s: s.add_unit(), lambda s: s.add_unit(), lambda s: s.advance_time(days=30),
         lambda s: s.rekey_all(), lambda s: s.advance_time(days=30), lambda s: s.new_ca(emergency=False),
         lambda s: s.add_unit(), lambda s: s.add_unit()])
+
+
+def test_a_lone_leader_s_rotation_with_units_joining_never_goes_back_to_an_old_ca(charm, tmp_path):
+    """Found by the model (CI share, issue 17's changes)."""
+    replay(charm, tmp_path, True, [
+        lambda s: s.deploy(original=False), lambda s: s.clear_once_handled(i=0),
+        lambda s: s.live_through(days=30), lambda s: s.advance_time(days=30), lambda s: s.rekey_all(),
+        lambda s: s.advance_time(days=30), lambda s: s.publish_unusual_csr(encoding='compressed', i=0),
+        lambda s: s.new_ca(emergency=False), lambda s: s.add_unit(), lambda s: s.add_unit(),
+        lambda s: s.deliver(picks=[0]), lambda s: s.publish_unusual_csr(encoding='explicit', i=4)])
