@@ -243,10 +243,13 @@ def rotate(app):
         app.check_relation_data(app.certificates(), ca=model.leader_settings['ca-cert'])
         for unit in model.units:
             pki.check_unit(app.tls_dir, unit, now=app.now())
+            ca_pem = (pki.unit_dir(app.tls_dir, unit) / 'ca.pem').read_text()
+            assert ca_pem == model.leader_settings['ca-cert'], f'{unit} still trusts the old CA'
     except AssertionError as error:
         problems.append(f'after the rotation: {error}')
     else:
-        print('  every unit now holds a certificate from the new CA and trusts it and the old one')
+        print('  every unit now holds a certificate from the new CA, and the old CA is retired from '
+              'every ca.pem')
     return problems
 
 
