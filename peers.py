@@ -321,9 +321,10 @@ def _read_cas(app, state, warn, leader=False):
             cas[key] = _valid(recorded.get(key), _authorities)
     for key in ROTATION_KEYS:
         value = str(app.get(key) or '')
-        if value and not (_ROUND.fullmatch(value) and int(value) < MAX_ROUND) and warn:
+        number = int(value) if _ROUND.fullmatch(value) and int(value) < MAX_ROUND else None
+        if value and number is None and warn:
             _warn(_APP_BAG, key, 'it is not a number')
-        cas[key] = int(value) if _ROUND.fullmatch(value) and int(value) < MAX_ROUND else recorded.get(key, 0)
+        cas[key] = recorded.get(key, 0) if number is None else number
     if own:
         cas[CA_ROUND_KEY] = max(cas[CA_ROUND_KEY], recorded.get(CA_ROUND_KEY, 0))
     return cas
