@@ -560,15 +560,20 @@ def _bag_changes(snapshot, inputs, cas):
 
 
 def _app_changes(snapshot, inputs, cas):
-    """The application bag's changes: the CA roles, this hook's answers,
-    and removals (earlier answers once the CA changes, units gone)."""
+    """The application bag's changes: the CA roles, this hook's answers
+    and refusals, and removals (earlier answers once the CA changes, units
+    gone). The answers and refusals of units this leader has not met yet
+    stay as they are: it cannot see their CSRs."""
     wanted = {key: cas[key].pem for key in CA_KEYS if cas[key]}
     wanted.update((key, str(cas[key])) for key in ROTATION_KEYS if cas[key])
+    live = _live_units(snapshot)
     if not cas[CA_KEY] or cas[CA_KEY] == snapshot.cas[CA_KEY]:
-        live = _live_units(snapshot)
         wanted.update((key, value) for key, value in snapshot.app.items() if _answer_unit(key) in live)
     for unit, (answer, digest) in inputs.made.items():
         wanted.update({CERT_KEY.format(unit): answer.pem, CSR_DIGEST_KEY.format(unit): digest})
+    unmet = live - set(snapshot.acks) - {snapshot.unit}
+    wanted.update((REFUSAL_KEY.format(unit), f'{digest} {reason}')
+                  for unit, (digest, reason) in snapshot.refusals.items() if unit in unmet)
     csrs = _csrs(snapshot, inputs)
     wanted.update((REFUSAL_KEY.format(unit), f'{csrs[unit].digest} {reason}')
                   for unit, reason in _refusals(snapshot, inputs).items())
@@ -578,12 +583,12 @@ def _app_changes(snapshot, inputs, cas):
 
 
 def _live_units(snapshot):
-    """This unit, its peers, and the units the application bag answers
-    that this leader has not met yet: relation-list names neither those
-    nor units that left, so goal-state, asked only then, tells them apart
-    (a unit that leaves is dying, then gone)."""
+    """This unit, its peers, and the units the application bag answers or
+    refuses that this leader has not met yet: relation-list names neither
+    those nor units that left, so goal-state, asked only then, tells them
+    apart (a unit that leaves is dying, then gone)."""
     live = set(snapshot.acks) | {snapshot.unit}
-    unmet = {_answer_unit(key) for key in snapshot.app} - live - {None}
+    unmet = ({_answer_unit(key) for key in snapshot.app} | set(snapshot.refusals)) - live - {None}
     return live | (unmet & snapshot.live()) if unmet else live
 
 

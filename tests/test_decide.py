@@ -305,6 +305,20 @@ def test_a_refused_csr_is_pending_no_more_until_the_unit_publishes_another(pki_s
     assert again.pending == {PEER: other} and again.app[peers.REFUSAL_KEY.format(PEER)] is None
 
 
+def test_a_new_leader_keeps_the_refusal_of_a_unit_it_has_not_met(pki_set):
+    """As it keeps that unit's answer: goal-state says the unit lives, its
+    relation-list does not name it yet, so its CSR is unknown; dropping the
+    refusal would tell the unit its CSR is no longer refused, until the
+    charm refuses it again."""
+    cas, csrs = pki_set
+    csr, key = pem.request(csrs[PEER]), peers.REFUSAL_KEY.format(PEER)
+    app = {CA_KEY: cas['A'].pem, key: f'{csr.digest} no'}
+    refusals = {PEER: (csr.digest, 'no')}
+    assert peers.decide(snapshot(roles(cas['A']), app=app, refusals=refusals, live=[PEER]), inputs()).app == {}
+    gone = peers.decide(snapshot(roles(cas['A']), app=app, refusals=refusals), inputs())
+    assert gone.app == {key: None}
+
+
 def test_a_unit_is_told_of_the_refusal_of_its_current_csr_only(pki_set):
     _, csrs = pki_set
     csr = pem.request(csrs[PEER])
