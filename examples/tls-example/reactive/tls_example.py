@@ -55,11 +55,23 @@ def sign_csrs(tls):
         try:
             cert = issue_certificate(ca_key, ca_cert, unit, csr_pem)
         except ValueError as err:
-            # A broken CSR must not fail every hook; it stays pending.
-            hookenv.log('not signing the CSR of {}: {}'.format(unit, err),
-                        level=hookenv.WARNING)
+            # Refused, not left pending (which would re-run this handler in
+            # every hook): the layer tells the unit why.
+            tls.refuse_csr(unit, str(err))
             continue
         tls.set_cert(unit, pem(cert))
+
+
+@when('certificate signing request refused')
+def csr_refused(tls):
+    """The leader refused this unit's CSR. Asking again with the same key
+    would only be refused again, so the unit waits for its operator: a new
+    key-generation makes a new key and CSR (install_certificate does that
+    only for a unit that has a certificate)."""
+    hookenv.status_set('blocked', 'CSR refused by the leader ({}); change key-generation '
+                       'for a new key'.format(tls.get_refusal()))
+    if read_generation(unit_dir()) != hookenv.config('key-generation'):
+        publish_csr(tls, rekey=True)
 
 
 @when('signed certificate available')
