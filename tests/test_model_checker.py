@@ -32,8 +32,10 @@ on the leader is the leader's word, and may be used).
 Issue 16's rules (what an outside review reached and the model did not):
 an operator writes junk or a forgery over any key of any bag, the
 application bag included (``tamper``: ``ca``, ``ca_next``, ``ca_previous``,
-a unit's two answer keys, ``csr``, ``ca_ack``; garbage, a truncated PEM, a
-private key, a valid certificate of the wrong kind, one from another CA); a
+a unit's two answer keys, ``csr``, ``ca_ack``, and since issue 17 a unit's
+refusal key; garbage, a truncated PEM, a private key, a valid certificate
+of the wrong kind, one from another CA, and for a refusal one of a CSR the
+unit does not have, its reason junk); a
 peer publishes a valid CSR whose EC key is in an unusual encoding, a
 compressed point or explicit curve parameters (``publish_unusual_csr``,
 made by the openssl CLI); the CA goes back to an earlier one, routinely or
@@ -53,6 +55,20 @@ bundle its layer trusts. The three layer failures these found (a leaf
 certificate over ``ca`` trusted as a CA; a unit in a re-key not told of a
 new CA; an answer from ``ca_next`` taken in phase 1) are fixed, and their
 replays below are regression tests.
+
+Issue 17's rule: the leader's charm refuses a CSR (``refuse``; every unit's
+copy of the example carries REFUSING_CHARM, a signing policy the model
+sets), a unit's current one by policy, answered or not yet, or one no CA
+can sign (its signature does not verify) published in a unit's bag, which
+the example refuses on its own. Its invariants: after every hook, a unit
+raises ``certificate signing request refused`` only for a CSR the charm
+refused, and no leader hook issues a certificate for such a CSR; after
+hooks run out, a unit whose current CSR is refused and not answered has
+been told (unless the leader's agent is down or a rotation holds back
+issuing), and its operator then gives it a new key, as its blocked status
+asks, whose CSR is issued (checked as every CSR is: nothing is left
+pending). A refusal stands as long as the unit's CSR does, through leader
+moves, rotations and restarts.
 
 Mixed versions. A quarter of the sequences deploy two units on the
 original layer and settle them there (the original leader answers in its
@@ -229,10 +245,12 @@ from peers import (
     CERT_AVAILABLE,
     CERT_KEY,
     CREATE_CSR,
+    CSR_REFUSED,
     KV_CA,
     KV_SERVER_CERT,
     KV_SERVER_CERT_EXPIRY,
     KV_STATE,
+    REFUSAL_KEY,
     SIGN_CSR,
 )
 from peers import CSR_DIGEST_KEY as DIGEST_KEY
@@ -255,13 +273,14 @@ ORIGINAL_LAYER = (Path(__file__).parent / 'support' / 'original_peers.py').read_
 # original layer lacks; neither touches the relation.
 TlsPeers.set_ca = lambda self, ca, emergency=False: None
 TlsPeers.get_ca = lambda self: None
+TlsPeers.refuse_csr = lambda self, unit_name, reason: None
 '''
 MAX_SETTLE_HOOKS = 2000
 # How an operator writes the application bag (poke_app).
 APP_POKES = ('junk ca', 'junk answer', 'another key', 'another csr', 'valid')
 # What an operator writes over any key of any bag (tamper): the keys (``cert``
 # and ``digest`` are a unit's answer keys), and the kinds of junk or forgery.
-TAMPER_KEYS = ('ca', CA_NEXT, CA_PREVIOUS, 'cert', 'digest', 'csr', CA_ACK)
+TAMPER_KEYS = ('ca', CA_NEXT, CA_PREVIOUS, 'cert', 'digest', 'csr', CA_ACK, 'refusal')
 TAMPER_KINDS = ('garbage', 'truncated', 'private key', 'wrong kind', 'other CA')
 # What tamper does not write: nothing since the layer fixed what it found
 # (test_a_leaf_certificate_over_the_published_ca_is_not_trusted); a set a
@@ -309,6 +328,33 @@ def lead_and_re_key_with_the_state_cleared():
         install_certificate(tls)
 '''
 EXAMPLE_FILE = Path('reactive', 'tls_example.py')
+# Where the model lists, one per line, the digests of the CSRs the leader's
+# charm will not sign (refuse), in the tls-dir every unit's config names.
+REFUSED_LIST = 'refused-csrs'
+# Appended to every unit's copy of the example's handlers (add_unit): a
+# signing policy of the charm's own, which the model sets (refuse). The
+# example's sign handler refuses a CSR issue_certificate raises ValueError
+# for, with refuse_csr, and its unit is told.
+REFUSING_CHARM = '''
+
+# Added by tests/test_model_checker.py (refuse): the leader's charm will not
+# sign the CSRs whose digests the model lists.
+import hashlib as _hashlib  # noqa: E402
+
+_issue_certificate = issue_certificate
+
+
+def issue_certificate(ca_key, ca_cert, unit, csr_pem):
+    listed = Path(hookenv.config('tls-dir')) / '{}'
+    der = x509.load_pem_x509_csr(csr_pem.encode()).public_bytes(serialization.Encoding.DER)
+    if listed.exists() and _hashlib.sha256(der).hexdigest() in listed.read_text().split():
+        raise ValueError("not signed by this charm's policy")
+    return _issue_certificate(ca_key, ca_cert, unit, csr_pem)
+'''.format(REFUSED_LIST)
+# How a CSR comes to be refused (refuse): the leader's charm will not sign a
+# unit's current CSR, or a CSR no CA can sign (its signature does not
+# verify) is published in a unit's bag.
+REFUSALS = ('policy', 'bad signature')
 
 # Settings of the random test, by profile, for each of its SHARDS (whose
 # fixed seeds make ci and full the same on every run; see the test).
@@ -408,6 +454,7 @@ class TlsModel(RuleBasedStateMachine):
         self.compromised = set()  # DER of the CAs an emergency rotation dropped
         self.at_rate = False  # whether update-status runs every day (live_through)
         self.rekeys = 0
+        self.refused = set()  # digests of the CSRs the leader's charm refuses (refuse)
         self.stalled = None  # a unit whose agent runs no hooks for now
         self.clearing = set()  # units whose consumer clears the state once handled
         self.own_unpublished = set()  # (leader, certificate) it delivered itself in a lost hook
@@ -437,6 +484,8 @@ class TlsModel(RuleBasedStateMachine):
     @rule()
     def add_unit(self):
         unit = self.model.add_unit()
+        path = Path(self.model._unit(unit).charm_dir) / EXAMPLE_FILE
+        path.write_text(path.read_text() + REFUSING_CHARM)
         if self.old_charm:
             self._install_layer(unit, ORIGINAL_LAYER)
             self.original.add(unit)
@@ -536,13 +585,7 @@ class TlsModel(RuleBasedStateMachine):
         and it re-keys in its next hook that has a certificate (here
         update-status)."""
         units = self._upgraded()
-        unit = units[i % len(units)]
-        self.rekeys += 1
-        udir = pki.unit_dir(self.tls_dir, unit)
-        udir.mkdir(parents=True, exist_ok=True)
-        # Negative: config generations only count up from 0.
-        (udir / 'key-generation').write_text(str(-self.rekeys))
-        self.model.queue(unit, 'update-status')
+        self._rekey(units[i % len(units)])
 
     @rule(emergency=st.integers(0, 3).map(lambda n: n == 3))
     def new_ca(self, emergency=False):
@@ -663,7 +706,8 @@ class TlsModel(RuleBasedStateMachine):
             # hooks for ever, and the original layer is not under test.
             return
         victim = self._live(j)
-        name = {'cert': CERT_KEY.format(victim), 'digest': DIGEST_KEY.format(victim)}.get(key, key)
+        name = {'cert': CERT_KEY.format(victim), 'digest': DIGEST_KEY.format(victim),
+                'refusal': REFUSAL_KEY.format(victim)}.get(key, key)
         value = self._junk(key, kind, victim)
         if in_app:
             self.model.poke_app({name: value})
@@ -687,6 +731,9 @@ class TlsModel(RuleBasedStateMachine):
             return 'junk, not PEM'
         if kind == 'private key':
             return junk_private_key()
+        if key == 'refusal':  # a refusal of no CSR the victim has: never its state
+            return {'truncated': csr_digest(csr)[:32] + ' cut short', 'wrong kind': leaf}.get(
+                kind, hashlib.sha256(b'another').hexdigest() + ' \x1b[31mnot yours\nat all')
         if kind == 'truncated':
             whole = {'csr': csr, 'digest': csr, 'cert': leaf}.get(key, ca.pem)
             return whole[:len(whole) // 2]
@@ -717,6 +764,34 @@ class TlsModel(RuleBasedStateMachine):
         self.poked[unit]['csr'] = csr
         self.to_repair.add(unit)
         self.ever_poked = True
+
+    @precondition(lambda self: not self._originals())
+    @rule(i=UNIT, how=st.sampled_from(REFUSALS))
+    def refuse(self, i, how):
+        """The leader's charm refuses a CSR (REFUSING_CHARM): by its own
+        policy, unit ``i``'s current CSR (it may have been answered, then
+        it is refused at its renewal); or, published in unit ``i``'s bag by
+        a peer or an operator, a CSR whose signature does not verify, which
+        the example's CA cannot sign (its unit's layer puts its own CSR
+        back, and that one is not refused). A unit whose CSR stays refused
+        is blocked until its operator gives it a new key (_answer_refusals).
+        Never a CSR an original leader may see: it has no refuse_csr."""
+        unit = self._live(i)
+        if how == 'policy':
+            csr = self.model.kv(unit).get(LAYER_STATE, {}).get('csr')
+            if not csr:
+                return
+        else:
+            csr = pki.broken_signature_csr(unit)
+            self.model.poke(unit, {'csr': csr})
+            self.poked[unit]['csr'] = csr
+            self.to_repair.add(unit)
+            self.ever_poked = True
+        self.refused.add(csr_digest(csr))
+        if how == 'policy':  # a bad signature the example refuses on its own
+            Path(self.tls_dir).mkdir(parents=True, exist_ok=True)
+            with open(Path(self.tls_dir) / REFUSED_LIST, 'a') as listed:
+                listed.write(csr_digest(csr) + '\n')
 
     @precondition(lambda self: len(self.ca_keys) > 1 and not self._originals())
     @rule(k=st.integers(0, 7), emergency=st.integers(0, 3).map(lambda n: n == 3))
@@ -830,7 +905,13 @@ class TlsModel(RuleBasedStateMachine):
         return [entry for entry in self.model.pending() if entry[0] != self.stalled]
 
     def _settle(self):
-        """What Model.settle does (units take turns), checking every hook."""
+        """What Model.settle does (units take turns), checking every hook;
+        then the operators of units whose CSR stays refused answer."""
+        self._run_queued()
+        self._answer_refusals()
+
+    def _run_queued(self):
+        """Run every queued hook but the stalled unit's, units taking turns."""
         last = -1
         for _ in range(MAX_SETTLE_HOOKS):
             ready = sorted({unit for unit, _, _ in self._pending_hooks()}, key=_number)
@@ -840,6 +921,33 @@ class TlsModel(RuleBasedStateMachine):
             last = _number(unit)
             self._run(unit, 0)
         raise AssertionError(f'not settled after {MAX_SETTLE_HOOKS} hooks: {self.model.pending()}')
+
+    def _answer_refusals(self):
+        """Once hooks have run out: each unit whose current CSR the leader's
+        charm refused, and which holds no answer to it, has been told so
+        (``certificate signing request refused``), if the leader could
+        refuse it (its agent runs, no rotation holds back issuing); and the
+        operator of each unit told gives it a new key, as its blocked
+        status asks (a key-generation of its own), until none is left."""
+        for _ in range(MAX_UNITS + 1):
+            app, could = self.model.app_bag(), self.model.leader != self.stalled
+            told = []
+            for unit in self._upgraded():
+                if unit == self.stalled:
+                    continue
+                digest = csr_digest(self.model.kv(unit).get(LAYER_STATE, {}).get('csr'))
+                refused = digest in self.refused and app.get(DIGEST_KEY.format(unit)) != digest
+                flagged = CSR_REFUSED in self.model.flags(unit)
+                assert flagged or not (refused and could and not app.get(CA_NEXT)), \
+                    f'{unit} was not told that the leader refused its CSR'
+                if flagged:
+                    told.append(unit)
+            if not told:
+                return
+            for unit in told:
+                self._rekey(unit)
+            self._run_queued()
+        raise AssertionError(f'refusals still stand after {MAX_UNITS + 1} rounds of new keys')
 
     # -- checks after every hook --------------------------------------------
 
@@ -862,7 +970,8 @@ class TlsModel(RuleBasedStateMachine):
         loud = [message for level, message in record.logs if level in ('WARNING', 'ERROR', 'CRITICAL')
                 and not any(f' from {writer}: ' in message for writer in self.ever_original)
                 and not (lost and all(digest in message for digest in lost))
-                and not (expiring and expiring in message)]
+                and not (expiring and expiring in message)
+                and not (self.refused and f'the leader refused the CSR of {unit}' in message)]
         assert self.ever_poked or not loud, f'{what} logged {loud}, with no bag tampered with'
         self._note_leaders_ca(record.leader_written.get('ca-cert') and self.model.config['ca-emergency'])
         for key, value in record.leader_written.items():
@@ -943,6 +1052,15 @@ class TlsModel(RuleBasedStateMachine):
             unit = _answer_unit(key)
             assert not (unit and value) or unit in members, \
                 f'{what} answered {unit}, not in its relation-list'
+            digest = record.app_written.get(DIGEST_KEY.format(unit), app_before.get(DIGEST_KEY.format(unit)))
+            assert not (value and key == CERT_KEY.format(unit)) or digest not in self.refused, \
+                f"{what} issued {unit} a certificate for a CSR the leader's charm refused"
+        for unit in self.model.units:
+            refused = (app_before.get(REFUSAL_KEY.format(unit)) or '').split(' ')[0]
+            if refused and record.app_written.get(REFUSAL_KEY.format(unit), refused) is None:
+                csr = kv.get(LAYER_STATE, {}).get('csr') if unit == leader else \
+                    self._seen_bag(leader, unit).get('csr')
+                assert csr_digest(csr) != refused, f'{what} dropped the refusal of the CSR {unit} has'
         if 'ca' not in record.app_written:
             for unit in set(map(_answer_unit, app_before)) & set(self.model.units):
                 cert, digest = app_before.get(CERT_KEY.format(unit)), app_before.get(DIGEST_KEY.format(unit))
@@ -1000,11 +1118,14 @@ class TlsModel(RuleBasedStateMachine):
         # Before its charm gives one, a leader publishes no CA: then the
         # answers to hold are those from the CA in leader settings.
         ca = app.get('ca') or self.model.leader_settings.get('ca-cert')
-        # A CSR in an unusual encoding is refused (pem._check_csr_key): never pending.
+        # A CSR in an unusual encoding is refused (pem._check_csr_key): never
+        # pending; nor one the leader's charm refused (refuse), once the
+        # application bag says so.
         return sorted(unit for unit, csr in csrs.items()
                       if csr_digest(csr) and csr not in _unusual.values() and not (
             app.get(DIGEST_KEY.format(unit)) == csr_digest(csr)
-            and self._holds(app.get(CERT_KEY.format(unit)), csr_digest(csr), ca)))
+            and self._holds(app.get(CERT_KEY.format(unit)), csr_digest(csr), ca))
+            and (app.get(REFUSAL_KEY.format(unit)) or '').split(' ')[0] != csr_digest(csr))
 
     def _check_stored(self, record, what, kv, may_sign):
         """What the unit holds after a hook: a certificate the application
@@ -1028,6 +1149,9 @@ class TlsModel(RuleBasedStateMachine):
                 f'certificate: {bool(cert)}'
             assert may_sign or SIGN_CSR not in record.flags, f'{what}: {SIGN_CSR!r} on a follower'
         csr = kv.get(LAYER_STATE, {}).get('csr')
+        if record.ok or record.commit_lost:
+            assert CSR_REFUSED not in record.flags or csr_digest(csr) in self.refused, \
+                f'{what}: {CSR_REFUSED!r} raised for a CSR the leader\'s charm never refused'
         if csr:
             self.csr_keys[csr_digest(csr)] = public_key(csr)
         if cert:
@@ -1222,6 +1346,17 @@ class TlsModel(RuleBasedStateMachine):
         """``remote``'s bag as ``unit``'s agent last fetched it, which it
         serves from its cache, or the committed one if it never did."""
         return self.seen.get((unit, remote), self._bag(remote))
+
+    def _rekey(self, unit):
+        """Give ``unit`` a key-generation of its own: it re-keys in its next
+        hook that has a certificate, or whose CSR stands refused (here
+        update-status)."""
+        self.rekeys += 1
+        udir = pki.unit_dir(self.tls_dir, unit)
+        udir.mkdir(parents=True, exist_ok=True)
+        # Negative: config generations only count up from 0.
+        (udir / 'key-generation').write_text(str(-self.rekeys))
+        self.model.queue(unit, 'update-status')
 
     def _fail(self, unit):
         if unit in self.clearing and not self.fail_clearing:
@@ -1887,3 +2022,59 @@ def test_a_lone_leader_s_rotation_with_units_joining_never_goes_back_to_an_old_c
         lambda s: s.advance_time(days=30), lambda s: s.publish_unusual_csr(encoding='compressed', i=0),
         lambda s: s.new_ca(emergency=False), lambda s: s.add_unit(), lambda s: s.add_unit(),
         lambda s: s.deliver(picks=[0]), lambda s: s.publish_unusual_csr(encoding='explicit', i=4)])
+
+
+def rekeys(count):
+    """A step: the operators have given ``count`` new keys so far."""
+    def step(state):
+        assert state.rekeys == count, f'{state.rekeys} new keys, not {count}'
+    return step
+
+
+def refusal(unit, reason):
+    """A step: the application bag refuses ``unit``'s CSR (the one in its
+    bag) for ``reason``."""
+    def step(state):
+        digest = csr_digest(state.model.bag(unit)['csr'])
+        assert state.model.app_bag().get(REFUSAL_KEY.format(unit)) == f'{digest} {reason}'
+    return step
+
+
+def test_a_refused_csr_is_never_issued_and_its_unit_s_next_csr_is(charm, tmp_path):
+    """The leader's charm refuses tls-example/1's first CSR: it is not
+    issued, its unit is told (checked as the model settles) and blocked;
+    its operator gives it a new key, whose CSR is issued."""
+    replay(charm, tmp_path, True, [
+        lambda s: s.deploy(original=False), lambda s: s.add_unit(), run_queued('tls-example/1'),
+        lambda s: s.refuse(i=1, how='policy'), lambda s: s.settle(), rekeys(1)])
+
+
+def test_a_refused_renewal_leaves_no_unit_with_an_expired_certificate(charm, tmp_path):
+    """The policy refuses tls-example/1's CSR after it was answered: it is
+    refused at its renewal (day 60 of 90), and its operator's new key comes
+    before the certificate expires."""
+    replay(charm, tmp_path, True, [
+        lambda s: s.deploy(original=False), lambda s: s.add_unit(), lambda s: s.settle(),
+        lambda s: s.refuse(i=1, how='policy'), lambda s: s.live_through(days=120), rekeys(1)])
+
+
+def test_a_csr_no_ca_can_sign_in_a_unit_s_bag_is_refused_and_the_unit_keeps_its_own(charm, tmp_path):
+    """A CSR whose signature does not verify, published in tls-example/1's
+    bag: the example refuses it; the unit, whose own CSR it is not, is not
+    told, and puts its own back, which is issued."""
+    replay(charm, tmp_path, True, [
+        lambda s: s.deploy(original=False), lambda s: s.add_unit(), lambda s: s.settle(),
+        lambda s: s.refuse(i=1, how='bad signature'), run_queued('tls-example/0'),
+        refusal('tls-example/1', 'CSR signature does not verify'), lambda s: s.settle(), rekeys(0)])
+
+
+def test_a_new_leader_keeps_the_refusal_of_a_unit_it_has_not_met(charm, tmp_path):
+    """Leadership moves to tls-example/2 before it has met tls-example/1,
+    whose CSR stands refused: its hooks keep the refusal (they used to drop
+    it, and the unit was told its CSR was no longer refused)."""
+    replay(charm, tmp_path, True, [
+        lambda s: s.deploy(original=False), lambda s: s.add_unit(), lambda s: s.add_unit(),
+        run_queued('tls-example/1'), lambda s: s.refuse(i=1, how='policy'), run_queued('tls-example/0'),
+        refusal('tls-example/1', "not signed by this charm's policy"), lambda s: s.move_leader(i=2, fail=False),
+        run_queued('tls-example/2'), refusal('tls-example/1', "not signed by this charm's policy"),
+        lambda s: s.settle(), rekeys(1)])

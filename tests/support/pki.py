@@ -381,6 +381,17 @@ def make_csr(key, unit, names=None):
     return _pem(csr)
 
 
+def broken_signature_csr(unit):
+    """A well-formed PEM CSR for ``unit`` whose signature does not verify
+    (its last byte changed): one no CA can sign."""
+    der = bytearray(x509.load_pem_x509_csr(make_csr(make_key(), unit).encode()).public_bytes(
+        serialization.Encoding.DER))
+    der[-1] ^= 1
+    csr = x509.load_der_x509_csr(bytes(der))
+    assert not csr.is_signature_valid
+    return _pem(csr)
+
+
 def sign(ca, csr, days=90, not_before=None, public_key=None):
     """PEM certificate for a CSR (PEM or object), server+client like the
     example's leader issues, but with the subject and SANs copied from the
