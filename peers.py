@@ -58,6 +58,7 @@ CERT_KEY = '{}_signed_certificate'
 CSR_DIGEST_KEY = '{}_csr_sha256'
 REFUSAL_KEY = '{}_csr_refused'  # '<CSR digest> <reason>'
 MAX_REASON = 200  # characters of a refusal's reason kept
+NO_REASON = 'no reason given'  # what a refusal with no printable reason reads as
 
 # unitdata keys that charms read; the expiries are notAfter in ISO 8601 UTC.
 KV_CERT = '{}_signed_certificate'
@@ -164,10 +165,13 @@ class TlsPeers(RelationBase):
         get_csr_map() until that unit publishes another, and the unit gets
         ``reason`` (text, shown escaped, cut to MAX_REASON characters) and
         ``certificate signing request refused``. A set_cert() for it
-        afterwards answers it after all. ValueError as from set_cert()."""
+        afterwards answers it after all. ValueError as from set_cert(), and
+        for a CSR set_cert() answered in this hook (the leader's own
+        certificate is delivered at once, and stays)."""
         hook, csr = self._csr_of('refuse_csr', unit_name)
-        refused = dict(hook.inputs.refused, **{unit_name: (csr.digest, _plain(reason))})
-        hook.change(refused=refused, made={u: m for u, m in hook.inputs.made.items() if u != unit_name})
+        if unit_name in hook.inputs.made:
+            raise ValueError(f'refuse_csr: the CSR of {unit_name} was answered in this hook (set_cert)')
+        hook.change(refused=dict(hook.inputs.refused, **{unit_name: (csr.digest, _plain(reason))}))
         hook.update_states()
 
     def get_refusal(self):
@@ -298,35 +302,34 @@ def _read(relation_name):
         their = hookenv.relation_get(rid=rid, unit=peer) or {}
         csrs[peer] = _valid(their.get(CSR_KEY), _request, CSR_KEY, peer)
         acks[peer] = their.get(CA_ACK_KEY)
-    cas, valid = _read_cas(app, state, True, leader), {peer: csr for peer, csr in csrs.items() if csr}
+    cas, valid = _read_cas(app, state, True), {peer: csr for peer, csr in csrs.items() if csr}
     return (Snapshot(unit, leader, time.time(), hookenv.hook_name(), app, bag, cas, answers, valid, acks,
                      refusals, _live_in_goal_state),
             Inputs(csr, state, {}, requested if requested and requested[0] else None, held, {}))
 
 
-def _read_cas(app, state, warn, leader=False):
+def _read_cas(app, state, warn):
     """The CA roles the application bag holds, ``{CA key: Certificates or
     None}``, and the rotation's numbers, ``{ROTATION_KEYS: int}`` (0 for
-    none); for a key that holds junk (or ``ca`` deleted) what this unit
-    recorded for it when its last hook ended (``state['cas']``): an
-    operator's write changes no unit's trust, and a leader republishes its
-    record. A leader that wrote its record as leader takes it for a key
-    that is missing too (Juju lost its hook's commit, or an operator
-    deleted it), and never goes back to an earlier round."""
+    none). For a role that holds junk, ``ca`` missing, or another role
+    missing in the round this unit recorded, what it recorded when its
+    last hook ended (``state['cas']``): an operator's write or deletion
+    changes no unit's trust, and a leader republishes its record. A leader
+    that drops a role moves the round on (_plan), so a role missing in
+    another round was dropped, and a record from an earlier term stands
+    for nothing."""
     recorded, cas = state['cas'], {}
-    own = leader and recorded.get('led')
-    for key in CA_KEYS:
-        cas[key] = _valid(app.get(key), _authorities, key if warn else None)
-        if cas[key] is None and (app.get(key) or key == CA_KEY or own):
-            cas[key] = _valid(recorded.get(key), _authorities)
     for key in ROTATION_KEYS:
         value = str(app.get(key) or '')
         number = int(value) if _ROUND.fullmatch(value) and int(value) < MAX_ROUND else None
         if value and number is None and warn:
             _warn(_APP_BAG, key, 'it is not a number')
         cas[key] = recorded.get(key, 0) if number is None else number
-    if own:
-        cas[CA_ROUND_KEY] = max(cas[CA_ROUND_KEY], recorded.get(CA_ROUND_KEY, 0))
+    same_round = cas[CA_ROUND_KEY] == recorded.get(CA_ROUND_KEY, 0)
+    for key in CA_KEYS:
+        cas[key] = _valid(app.get(key), _authorities, key if warn else None)
+        if cas[key] is None and (app.get(key) or key == CA_KEY or same_round):
+            cas[key] = _valid(recorded.get(key), _authorities)
     return cas
 
 
@@ -392,7 +395,7 @@ def decide(snapshot, inputs):
     if inputs.held and inputs.held.lifetime_passed(snapshot.now) >= WARN_AT:
         notes += ((hookenv.WARNING, f'the certificate of {snapshot.unit} expires at '
                    f'{_iso(inputs.held.expiry())} and no renewal has come'),)
-    refusal = _refusals(snapshot, inputs).get(snapshot.unit)
+    refusal = _refusals(snapshot, inputs, cas).get(snapshot.unit)
     if refusal and refusal != inputs.state.get('refused'):
         notes += ((hookenv.WARNING, f'the leader refused the CSR of {snapshot.unit}: {refusal!r}'),)
     return Decision(cas, _trust(cas), take, refusal, notes, pending, _bag_changes(snapshot, inputs, cas), app)
@@ -402,7 +405,9 @@ def _plan(snapshot, inputs):
     """The CA roles the leader publishes, from the application bag's and
     this hook's set_ca(): the rotation's phases (docs/design.md, "CA
     rotation"). A rotation started counts one more round, and records when
-    it began."""
+    it began; so does every change that drops a role (a promotion, an
+    abandoned rotation, a retirement, an emergency), which tells every
+    unit that the role is gone, not lost (_read_cas)."""
     plan, now = dict(snapshot.cas), int(snapshot.now)
     if inputs.requested:
         given, emergency = inputs.requested
@@ -411,20 +416,35 @@ def _plan(snapshot, inputs):
         elif given == plan[CA_KEY]:
             plan[CA_NEXT_KEY] = None
         elif given != plan[CA_NEXT_KEY]:
-            plan.update({CA_NEXT_KEY: given, CA_ROUND_KEY: plan[CA_ROUND_KEY] + 1, CA_SINCE_KEY: now})
+            plan.update({CA_NEXT_KEY: given, CA_ROUND_KEY: _next_round(snapshot, inputs), CA_SINCE_KEY: now})
     if (plan[CA_NEXT_KEY] or plan[CA_PREVIOUS_KEY]) and not plan[CA_SINCE_KEY]:
         plan[CA_SINCE_KEY] = now  # published by a version that did not record it
     if plan[CA_NEXT_KEY] and (_acknowledged(snapshot, _transition(plan))
                               or _waited_out(snapshot, inputs, plan)):
         plan.update({CA_KEY: plan[CA_NEXT_KEY], CA_NEXT_KEY: None, CA_PREVIOUS_KEY: plan[CA_KEY]})
-    elif plan[CA_PREVIOUS_KEY] and not plan[CA_NEXT_KEY] and _holds_a_new_certificate(inputs.held, plan) \
+    elif plan[CA_PREVIOUS_KEY] and not plan[CA_NEXT_KEY] and _presents_the_new_ca(inputs, plan) \
             and _acknowledged(snapshot, _held(plan)):
         plan[CA_PREVIOUS_KEY] = None  # retired: every unit presents a certificate from the new CA
     if plan[CA_PREVIOUS_KEY] and plan[CA_PREVIOUS_KEY].earliest_expiry() <= snapshot.now:
         plan[CA_PREVIOUS_KEY] = None
     if not (plan[CA_NEXT_KEY] or plan[CA_PREVIOUS_KEY]):
         plan[CA_SINCE_KEY] = 0
+    dropped = any(snapshot.cas[key] and not plan[key] for key in CA_KEYS)
+    if dropped and plan[CA_ROUND_KEY] == snapshot.cas[CA_ROUND_KEY]:
+        plan[CA_ROUND_KEY] = _next_round(snapshot, inputs)
     return plan
+
+
+def _next_round(snapshot, inputs):
+    """One past every round this leader has seen: the application bag's,
+    its own record's and every acknowledgement's, so that none left from an
+    earlier rotation (its withdrawal lost, or the round written back by an
+    operator) counts for the new one. A round that leaves no room for one
+    more is junk."""
+    acks = [snapshot.bag.get(CA_ACK_KEY)] + list(snapshot.acks.values())
+    seen = [snapshot.cas[CA_ROUND_KEY], inputs.state['cas'].get(CA_ROUND_KEY, 0)]
+    seen += [int(ack.partition(':')[0]) for ack in acks if _ROUND.fullmatch(str(ack).partition(':')[0])]
+    return max(number for number in seen + [0] if number < MAX_ROUND - 1) + 1
 
 
 def _acknowledged(snapshot, ack):
@@ -446,7 +466,7 @@ def _waited_out(snapshot, inputs, plan):
     end = plan[CA_SINCE_KEY] + ROTATION_WAIT
     answers = (_published_answer(snapshot, unit, csr, plan[CA_KEY])
                for unit, csr in _csrs(snapshot, inputs).items())
-    return snapshot.now >= end or any(answer and answer.expiry() <= end for answer in answers)
+    return snapshot.now >= end or any(answer and snapshot.now < answer.expiry() <= end for answer in answers)
 
 
 def _waiting(snapshot, cas):
@@ -455,8 +475,11 @@ def _waiting(snapshot, cas):
     of holding a certificate from the new one (until then every unit
     trusts the old CA too)."""
     ack = _transition(cas) or (cas[CA_PREVIOUS_KEY] and _held(cas))
-    units = sorted(unit for unit, theirs in snapshot.acks.items() if ack and theirs != ack)
-    if not units or snapshot.now - cas[CA_SINCE_KEY] < SILENT_AFTER:
+    if not ack or snapshot.now - cas[CA_SINCE_KEY] < SILENT_AFTER:
+        return ()
+    unmet = snapshot.live() - set(snapshot.acks) - {snapshot.unit}
+    units = sorted({unit for unit, theirs in snapshot.acks.items() if theirs != ack} | unmet)
+    if not units:
         return ()
     what = 'trust the next CA' if cas[CA_NEXT_KEY] else 'hold a certificate from the new CA'
     return ((hookenv.WARNING, f"the CA rotation waits for {', '.join(units)} to {what} (their ca_ack), "
@@ -495,18 +518,25 @@ def _pending(snapshot, inputs, cas):
     not trust the CA they would be issued under."""
     if cas[CA_NEXT_KEY]:
         return {}
-    new_ca = bool(cas[CA_KEY]) and cas[CA_KEY] != snapshot.cas[CA_KEY]
     made = {unit: digest for unit, (_, digest) in inputs.made.items()}
-    refused = _refusals(snapshot, inputs)
+    refused = _refusals(snapshot, inputs, cas)
     return {unit: csr for unit, csr in _csrs(snapshot, inputs).items()
             if made.get(unit) != csr.digest and unit not in refused
-            and (new_ca or not _answered(snapshot, inputs, unit, csr, cas))}
+            and (_new_ca(snapshot, cas) or not _answered(snapshot, inputs, unit, csr, cas))}
 
 
-def _refusals(snapshot, inputs):
+def _new_ca(snapshot, cas):
+    """Whether this hook changes the issuing CA: every answer and refusal
+    made under the one before is void, and every CSR is pending again."""
+    return bool(cas[CA_KEY]) and cas[CA_KEY] != snapshot.cas[CA_KEY]
+
+
+def _refusals(snapshot, inputs, cas):
     """{unit: reason} of the refusals of units' current CSRs: made in this
-    hook, or published for the same CSR and not answered since."""
-    csrs, refusals = _csrs(snapshot, inputs), dict(snapshot.refusals, **inputs.refused)
+    hook, or published for the same CSR, under the same issuing CA, and
+    not answered since."""
+    csrs = _csrs(snapshot, inputs)
+    refusals = dict({} if _new_ca(snapshot, cas) else snapshot.refusals, **inputs.refused)
     return {unit: reason for unit, (digest, reason) in refusals.items()
             if unit in csrs and csrs[unit].digest == digest and unit not in inputs.made}
 
@@ -548,7 +578,7 @@ def _bag_changes(snapshot, inputs, cas):
     changes = {}
     if inputs.csr and inputs.csr.pem != snapshot.bag.get(CSR_KEY):
         changes[CSR_KEY] = inputs.csr.pem
-    held = _holds_a_new_certificate(inputs.held, cas) and _held(cas)
+    held = _presents_the_new_ca(inputs, cas) and _held(cas)
     ack = _transition(cas) or held or snapshot.bag.get(CA_ACK_KEY)
     if ack and ack.rpartition(':')[2] not in {ca.digest for ca in _roles(cas) if ca}:
         ack = None
@@ -566,17 +596,17 @@ def _app_changes(snapshot, inputs, cas):
     stay as they are: it cannot see their CSRs."""
     wanted = {key: cas[key].pem for key in CA_KEYS if cas[key]}
     wanted.update((key, str(cas[key])) for key in ROTATION_KEYS if cas[key])
-    live = _live_units(snapshot)
-    if not cas[CA_KEY] or cas[CA_KEY] == snapshot.cas[CA_KEY]:
+    if not _new_ca(snapshot, cas):
+        live = _live_units(snapshot)
+        unmet = live - set(snapshot.acks) - {snapshot.unit}
         wanted.update((key, value) for key, value in snapshot.app.items() if _answer_unit(key) in live)
+        wanted.update((REFUSAL_KEY.format(unit), f'{digest} {reason}')
+                      for unit, (digest, reason) in snapshot.refusals.items() if unit in unmet)
     for unit, (answer, digest) in inputs.made.items():
         wanted.update({CERT_KEY.format(unit): answer.pem, CSR_DIGEST_KEY.format(unit): digest})
-    unmet = live - set(snapshot.acks) - {snapshot.unit}
-    wanted.update((REFUSAL_KEY.format(unit), f'{digest} {reason}')
-                  for unit, (digest, reason) in snapshot.refusals.items() if unit in unmet)
     csrs = _csrs(snapshot, inputs)
     wanted.update((REFUSAL_KEY.format(unit), f'{csrs[unit].digest} {reason}')
-                  for unit, reason in _refusals(snapshot, inputs).items())
+                  for unit, reason in _refusals(snapshot, inputs, cas).items())
     changes = {key: value for key, value in wanted.items() if snapshot.app.get(key) != value}
     changes.update((key, None) for key in snapshot.app if key not in wanted)
     return changes
@@ -606,11 +636,19 @@ def _held(cas):
     return f'{cas[CA_ROUND_KEY]}:{cas[CA_KEY].digest}'
 
 
-def _holds_a_new_certificate(held, cas):
-    """Whether ``held`` (this unit's certificate) is from the issuing CA
-    while a rotation's previous CA is still trusted."""
-    return bool(held and cas[CA_KEY] and cas[CA_PREVIOUS_KEY] and not cas[CA_NEXT_KEY]
-                and held.issued_under(cas[CA_KEY]))
+def _presents_the_new_ca(inputs, cas):
+    """Whether, while a rotation's previous CA is still trusted, this unit
+    presents no certificate but from the issuing CA: it holds one from it
+    (one that the previous CA, of the same name, might have issued too, is
+    not told apart: the layer checks no signatures), or it has never held
+    one (no certificate, and no re-key, whose old certificate its
+    consumer may still present)."""
+    held, previous = inputs.held, cas[CA_PREVIOUS_KEY]
+    if not (cas[CA_KEY] and previous and not cas[CA_NEXT_KEY]):
+        return False
+    if not held:
+        return not inputs.state['replaced']
+    return held.issued_under(cas[CA_KEY]) and not held.issued_under(previous)
 
 
 def _trust(cas):
@@ -639,8 +677,9 @@ def _checked(answer, csr, ca):
 
 
 def _plain(text):
-    """``text`` as one line of printable characters, cut to MAX_REASON."""
-    line = ''.join(c if c.isprintable() else ' ' for c in str(text)).strip()
+    """``text`` as one line of printable characters, cut to MAX_REASON;
+    never empty, so that a refusal reads as one (``if tls.get_refusal():``)."""
+    line = ' '.join(''.join(c if c.isprintable() else ' ' for c in str(text)).split()) or NO_REASON
     return line[:MAX_REASON - 1] + '…' if len(line) > MAX_REASON else line
 
 
@@ -720,7 +759,7 @@ class _Hook:
         state = self.inputs.state
         if self.usable:
             cas = self.decision.cas
-            record = dict({key: cas[key] and cas[key].pem for key in CA_KEYS}, led=self.snapshot.leader)
+            record = {key: cas[key] and cas[key].pem for key in CA_KEYS}
             state = dict(state, cas=dict(record, **{key: cas[key] for key in ROTATION_KEYS}))
         unitdata.kv().set(KV_STATE.format(self.relation_name), state)  # the same again writes nothing
         if not self.usable:

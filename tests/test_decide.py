@@ -84,21 +84,26 @@ def test_a_rotation_counts_a_round_and_issues_nothing_until_every_unit_acknowled
     acked = snapshot(roles(a, b, rotation=1, since=NOW - 60), acks={PEER: ack},
                      csrs={PEER: pem.request(csrs[PEER])})
     decision = peers.decide(acked, inputs(requested=(certs(b), False)))
-    assert decision.cas == roles(b, previous=a, rotation=1, since=NOW - 60)  # since the rotation began
+    # Since the rotation began; ca_next is dropped, so the round moves on.
+    assert decision.cas == roles(b, previous=a, rotation=2, since=NOW - 60)
     assert set(decision.pending) == {PEER}  # everything again, under B
 
 
 def test_an_acknowledgement_of_an_earlier_attempt_at_the_same_rotation_counts_for_nothing(pki_set):
-    """A to B (round 1), back to A, then B again: round 2. A unit's ack of
-    round 1, stale in the leader's cache or never withdrawn, is not one."""
+    """A to B (round 1), back to A (round 2: ca_next is dropped), then B
+    again: round 3. A unit's ack of round 1, stale in the leader's cache or
+    never withdrawn, is not one; nor is it when an operator wrote the
+    round back to 0: a new round is one past every ack's."""
     cas, _ = pki_set
     a, b = cas['A'], cas['B']
     rotating = snapshot(roles(a, b, rotation=1, since=NOW))
     abandoned = peers.decide(rotating, inputs(requested=(certs(a), False)))
-    assert abandoned.cas == roles(a, rotation=1)
+    assert abandoned.cas == roles(a, rotation=2)
     stale = {PEER: pki.ca_ack(a.pem, b.pem, 1)}
-    again = peers.decide(snapshot(roles(a, rotation=1), acks=stale), inputs(requested=(certs(b), False)))
-    assert again.cas == roles(a, b, rotation=2, since=NOW)
+    again = peers.decide(snapshot(roles(a, rotation=2), acks=stale), inputs(requested=(certs(b), False)))
+    assert again.cas == roles(a, b, rotation=3, since=NOW)
+    rewound = peers.decide(snapshot(roles(a), acks=stale), inputs(requested=(certs(b), False)))
+    assert rewound.cas == roles(a, b, rotation=2, since=NOW)
 
 
 def test_a_unit_the_leader_has_not_met_keeps_a_rotation_waiting(pki_set):
@@ -115,16 +120,16 @@ def test_an_emergency_replaces_every_ca_at_once(pki_set):
     cas, _ = pki_set
     decision = peers.decide(snapshot(roles(cas['A'], cas['B'], rotation=3)),
                             inputs(requested=(certs(cas['C']), True)))
-    assert decision.cas == roles(cas['C'], rotation=3)
+    assert decision.cas == roles(cas['C'], rotation=4)  # ca_next is dropped
     assert decision.trust == cas['C'].pem
 
 
 def test_a_previous_ca_leaves_the_trust_once_it_has_expired(pki_set):
     cas, _ = pki_set
     a, b = cas['A'], cas['B']
-    now = time.time()
-    assert peers.decide(snapshot(roles(b, previous=a), now=now), inputs()).trust == b.pem + a.pem
-    expired = peers.decide(snapshot(roles(b, previous=a), now=now + 3651 * DAY), inputs())
+    now, acks = time.time(), {PEER: None}  # a unit yet to hold a certificate from B
+    assert peers.decide(snapshot(roles(b, previous=a), now=now, acks=acks), inputs()).trust == b.pem + a.pem
+    expired = peers.decide(snapshot(roles(b, previous=a), now=now + 3651 * DAY, acks=acks), inputs())
     assert expired.trust == b.pem and CA_PREVIOUS_KEY not in expired.app
 
 
@@ -252,10 +257,46 @@ def test_the_previous_ca_retires_once_every_unit_holds_a_certificate_from_the_ne
     waiting = peers.decide(snapshot(after, acks={PEER: pki.ca_ack(a.pem, b.pem)}), inputs(held=leaders))
     assert waiting.cas[CA_PREVIOUS_KEY] == certs(a)
     retired = peers.decide(snapshot(after, acks={PEER: held_ack}), inputs(held=leaders))
-    assert retired.cas == roles(b, rotation=1) and retired.trust == b.pem
-    assert retired.app == {CA_KEY: b.pem, CA_ROUND_KEY: '1'}  # of an empty bag: no ca_previous, no ca_since
+    assert retired.cas == roles(b, rotation=2) and retired.trust == b.pem  # ca_previous dropped: round 2
+    assert retired.app == {CA_KEY: b.pem, CA_ROUND_KEY: '2'}  # of an empty bag: no ca_previous, no ca_since
     old = answer_of(a, csrs[LEADER])  # the leader itself still presents an old certificate
     assert peers.decide(snapshot(after, acks={PEER: held_ack}), inputs(held=old)).cas[CA_PREVIOUS_KEY]
+
+
+def test_a_unit_that_never_held_a_certificate_holds_back_no_retirement(pki_set):
+    """It presents no certificate from the old CA. One in a re-key may:
+    its consumer keeps the old certificate until the new one comes."""
+    cas, csrs = pki_set
+    after = roles(cas['B'], previous=cas['A'], rotation=1, since=NOW - 60)
+    follower = snapshot(after, leader=False, unit=PEER)
+    assert peers.decide(follower, inputs(pem.request(csrs[PEER]))).bag[CA_ACK_KEY] == peers._held(after)
+    assert CA_ACK_KEY not in peers.decide(follower, inputs(pem.request(csrs[PEER]), replaced=['0' * 64])).bag
+
+
+def test_a_certificate_either_of_two_same_named_cas_may_have_issued_is_no_new_one(pki_set):
+    """The layer checks no signatures: with no authority key identifier,
+    a certificate from the old CA or the new one, of the same name, looks
+    the same, so it holds the old CA back (until it expires)."""
+    _, csrs = pki_set
+    old, new = pki.make_ca('app CA'), pki.make_ca('app CA')
+    after = roles(new, previous=old, rotation=1, since=NOW)
+
+    def ack(issuer, aki):
+        held = pem.certificates(pki.sign(issuer, csrs[PEER], aki=aki))
+        snap = snapshot(after, leader=False, unit=PEER)
+        return peers.decide(snap, inputs(pem.request(csrs[PEER]), held=held)).bag.get(CA_ACK_KEY)
+    assert ack(old, aki=False) is None and ack(new, aki=False) is None
+    assert ack(new, aki=True) == peers._held(after)  # with one, it is told apart
+
+
+def test_a_new_round_is_one_a_unit_can_read(pki_set):
+    """An operator's largest round a unit reads leaves the leader no room
+    for one more: it is junk to the leader, which counts from what else it
+    has seen."""
+    cas, _ = pki_set
+    top = roles(cas['A'], rotation=peers.MAX_ROUND - 1)
+    started = peers.decide(snapshot(top), inputs(requested=(certs(cas['B']), False)))
+    assert started.cas[CA_ROUND_KEY] == 1
 
 
 def test_a_silent_unit_holds_phase_1_for_rotation_wait_and_is_named_meanwhile(pki_set):
@@ -273,6 +314,23 @@ def test_a_silent_unit_holds_phase_1_for_rotation_wait_and_is_named_meanwhile(pk
     assert gone_on[CA_KEY] == certs(b) and gone_on[CA_PREVIOUS_KEY] == certs(a)
 
 
+@pytest.mark.parametrize('phase', [1, 3])
+def test_a_rotation_names_every_unit_it_waits_for_the_unmet_ones_too(pki_set, phase):
+    """app/2 is in goal-state but not in relation-list (its machine is
+    being provisioned, or this leader has not run its -joined yet): phase
+    1 and phase 3 wait for it, and the WARNING names it."""
+    cas, csrs = pki_set
+    a, b = cas['A'], cas['B']
+    since = NOW - peers.SILENT_AFTER
+    state = roles(a, b, rotation=1, since=since) if phase == 1 else \
+        roles(b, previous=a, rotation=1, since=since)
+    ack = peers._transition(state) or peers._held(state)
+    snap = snapshot(state, acks={PEER: ack}, live={LEADER, PEER, 'app/2'})
+    decision = peers.decide(snap, inputs(held=answer_of(b if phase == 3 else a, csrs[LEADER])))
+    assert decision.cas == state
+    assert [message for _, message in decision.notes if 'waits for app/2 ' in message]
+
+
 def test_a_certificate_that_would_expire_ends_phase_1_sooner(pki_set):
     """Not one merely due for renewal (units that have not acknowledged
     yet are most often live ones whose hooks have not run), but one that
@@ -288,6 +346,7 @@ def test_a_certificate_that_would_expire_ends_phase_1_sooner(pki_set):
                         answers={LEADER: (answer, csr.digest)})
         return peers.decide(snap, inputs(csr))
     assert decide(hours_left=7).cas[CA_NEXT_KEY] == certs(b)  # due, but far from expiring: waits
+    assert decide(hours_left=-1).cas[CA_NEXT_KEY] == certs(b)  # expired already: nothing to save
     ended = decide(hours_left=0.5)
     assert ended.cas[CA_KEY] == certs(b) and set(ended.pending) == {LEADER}
 
@@ -303,6 +362,11 @@ def test_a_refused_csr_is_pending_no_more_until_the_unit_publishes_another(pki_s
     again = peers.decide(snapshot(roles(cas['A']), refusals=published, csrs={PEER: other}, acks={PEER: None},
                                   app={peers.REFUSAL_KEY.format(PEER): f'{csr.digest} no'}), inputs())
     assert again.pending == {PEER: other} and again.app[peers.REFUSAL_KEY.format(PEER)] is None
+    # A new CA voids every refusal, as every answer: every CSR is pending under it.
+    app = {peers.REFUSAL_KEY.format(PEER): f'{csr.digest} no'}
+    new_ca = peers.decide(snapshot(roles(cas['A']), refusals=published, app=app, **base),
+                          inputs(requested=(certs(cas['C']), True)))
+    assert PEER in new_ca.pending and new_ca.app[peers.REFUSAL_KEY.format(PEER)] is None
 
 
 def test_a_new_leader_keeps_the_refusal_of_a_unit_it_has_not_met(pki_set):
@@ -333,3 +397,4 @@ def test_a_unit_is_told_of_the_refusal_of_its_current_csr_only(pki_set):
 def test_a_reason_is_one_printable_line_and_capped():
     assert peers._plain('a\nb\x1b[31m') == 'a b [31m'
     assert len(peers._plain('x' * 1000)) == peers.MAX_REASON
+    assert peers._plain('') == peers._plain('\x00\n\x07') == peers.NO_REASON  # a refusal reads as one

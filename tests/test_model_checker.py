@@ -331,6 +331,7 @@ EXAMPLE_FILE = Path('reactive', 'tls_example.py')
 # Where the model lists, one per line, the digests of the CSRs the leader's
 # charm will not sign (refuse), in the tls-dir every unit's config names.
 REFUSED_LIST = 'refused-csrs'
+POLICY_REASON = "not signed by this charm's policy"
 # Appended to every unit's copy of the example's handlers (add_unit): a
 # signing policy of the charm's own, which the model sets (refuse). The
 # example's sign handler refuses a CSR issue_certificate raises ValueError
@@ -348,9 +349,9 @@ def issue_certificate(ca_key, ca_cert, unit, csr_pem):
     listed = Path(hookenv.config('tls-dir')) / '{}'
     der = x509.load_pem_x509_csr(csr_pem.encode()).public_bytes(serialization.Encoding.DER)
     if listed.exists() and _hashlib.sha256(der).hexdigest() in listed.read_text().split():
-        raise ValueError("not signed by this charm's policy")
+        raise ValueError({!r})
     return _issue_certificate(ca_key, ca_cert, unit, csr_pem)
-'''.format(REFUSED_LIST)
+'''.format(REFUSED_LIST, POLICY_REASON)
 # How a CSR comes to be refused (refuse): the leader's charm will not sign a
 # unit's current CSR, or a CSR no CA can sign (its signature does not
 # verify) is published in a unit's bag.
@@ -2075,6 +2076,6 @@ def test_a_new_leader_keeps_the_refusal_of_a_unit_it_has_not_met(charm, tmp_path
     replay(charm, tmp_path, True, [
         lambda s: s.deploy(original=False), lambda s: s.add_unit(), lambda s: s.add_unit(),
         run_queued('tls-example/1'), lambda s: s.refuse(i=1, how='policy'), run_queued('tls-example/0'),
-        refusal('tls-example/1', "not signed by this charm's policy"), lambda s: s.move_leader(i=2, fail=False),
-        run_queued('tls-example/2'), refusal('tls-example/1', "not signed by this charm's policy"),
+        refusal('tls-example/1', POLICY_REASON), lambda s: s.move_leader(i=2, fail=False),
+        run_queued('tls-example/2'), refusal('tls-example/1', POLICY_REASON),
         lambda s: s.settle(), rekeys(1)])

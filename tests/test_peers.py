@@ -201,7 +201,7 @@ def test_every_two_units_accept_each_other_after_every_hook_of_a_rotation(make):
         bundles = {unit: drv.model.kv(unit)[peers.KV_CA] for unit in drv.model.units}
         for one in drv.model.units:
             for other in drv.model.units:
-                assert trusted(bundles[other], drv.cert(one)), f'{other} rejects {one}'
+                assert pki.trusts(bundles[other], drv.cert(one)), f'{other} rejects {one}'
         checked += 1
     assert checked >= 8 and all(issued_by(drv.ca, drv.cert(unit)) for unit in drv.model.units)
 
@@ -336,19 +336,6 @@ def test_an_acknowledgement_names_the_rotation_it_acknowledges(make):
     for unit in drv.model.units:
         assert issued_by(b, drv.cert(unit)) and drv.call(unit, 'get_ca') == b.pem
 
-
-
-def pem_blocks(pem):
-    end = '-----END CERTIFICATE-----\n'
-    return [block + end for block in pem.split(end) if block.strip()]
-
-
-def trusted(bundle, cert):
-    """Whether ``cert`` verifies with one of the CAs in ``bundle`` (TLS
-    peers check the signature, not only the issuer's name)."""
-    leaf = x509.load_pem_x509_certificate(cert.encode())
-    return any(pki.verify_signature(x509.load_pem_x509_certificate(ca.encode()), leaf)
-               for ca in pem_blocks(bundle))
 
 
 def test_set_ca_refuses_a_non_leader_and_non_certificates(make):
@@ -1243,7 +1230,7 @@ def nothing_issued_under_an_untrusted_ca(drv, b):
     bundle = drv.model.kv('drv/1')[peers.KV_CA]
     assert b.pem not in bundle  # drv/1 trusts A and C only
     assert drv.model.app_bag().get(CA_KEY) != b.pem, 'B issues while drv/1 does not trust it'
-    assert trusted(bundle, drv.cert('drv/0')), "drv/1 rejects the leader's new certificate"
+    assert pki.trusts(bundle, drv.cert('drv/0')), "drv/1 rejects the leader's new certificate"
 
 
 def test_a_stale_cached_ack_of_an_abandoned_rotation_never_starts_issuing(make):

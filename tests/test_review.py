@@ -15,7 +15,7 @@ from support import pki
 
 import peers
 import pem
-from peers import CA_KEY, CA_NEXT_KEY, CA_ROUND_KEY
+from peers import CA_ACK_KEY, CA_KEY, CA_NEXT_KEY, CA_PREVIOUS_KEY, CA_ROUND_KEY
 
 
 def app(drv):
@@ -258,3 +258,201 @@ def test_review_a_unit_down_mid_rotation_delays_a_new_unit_an_hour_at_most(make,
     drv.run('drv/0', 'update-status')
     run_all_but(drv, 'drv/2')
     assert drv.cert(new) is not None
+
+
+# Issue 17's review (retirement, the silent-unit bound, refuse_csr): each
+# failed on the layer as reviewed. Its decide() cases are in test_decide.py;
+# a forward step of the leader's clock in phase 1 stays a known limit of a
+# bound in wall-clock time (docs/guarantees.md).
+
+def queued_index(m, unit, name, remote=None):
+    return next(i for u, i, h in m.pending()
+                if u == unit and h.name == name and (remote is None or h.remote == remote))
+
+
+def phase_two_without_re_signing(drv):
+    """Rotate drv.ca (A) to a new CA B with a leader's charm that does not
+    sign: every unit acknowledges, B becomes ``ca`` and A ``ca_previous``,
+    and every unit still holds (and presents) its certificate from A."""
+    old, new = drv.ca, pki.make_ca('B')
+    drv.control('drv/0', sign=False)
+    drv.call('drv/0', 'set_ca', new.pem)
+    drv.settle()
+    assert (app(drv)[CA_KEY], app(drv)[CA_PREVIOUS_KEY]) == (new.pem, old.pem)
+    return old, new
+
+
+def test_review_an_operator_deleting_ca_previous_changes_no_unit_s_trust(make):
+    """Every unit still presents its certificate from A when an operator
+    deletes ca_previous and drv/1's app-changed runs before the leader's:
+    a role missing in the round a unit recorded is taken from its record
+    (only a leader's decision drops a role, and it moves the round on)."""
+    drv = make(units=3)
+    old, new = phase_two_without_re_signing(drv)
+    assert all(pki.trusts(old.pem, drv.cert(u)) for u in drv.model.units)  # every unit still on A
+    drv.model.poke_app({CA_PREVIOUS_KEY: None})    # juju exec --unit drv/0 -- relation-set --app ca_previous=
+    drv.run_queued('drv/1')                         # its app-changed runs before the leader's
+    bundle = drv.model.kv('drv/1')[peers.KV_CA]
+    assert pki.trusts(bundle, drv.cert('drv/2')), 'drv/1 rejects drv/2 after an operator deleted ca_previous'
+
+
+def test_review_a_new_leader_that_has_not_met_a_unit_keeps_its_refusal(make):
+    """drv/0 refuses the CSR of drv/2, which has just joined; leadership
+    moves to drv/1 before it runs its -joined about drv/2 (relation-list
+    lacks it, goal-state lists it): the refusal stays, as that unit's
+    answer would."""
+    drv = make(units=2)
+    m = drv.model
+    drv.control('drv/0', sign=False)
+    new = drv.add_unit()
+    drv.run_queued(new)
+    drv.run_queued('drv/0')
+    drv.call('drv/0', 'refuse_csr', new, 'not in the allow-list')
+    key = peers.REFUSAL_KEY.format(new)
+    assert key in m.app_bag()
+    m.move_leader('drv/1')
+    assert m.run('drv/1', queued_index(m, 'drv/1', 'leader-elected')).ok  # before its -joined about drv/2
+    assert key in m.app_bag(), 'the refusal of a live unit the new leader has not met is deleted'
+
+
+def test_review_a_unit_without_a_csr_holds_back_no_retirement(make):
+    """drv/2's charm has published no CSR (it wants only the CA, or waits
+    for its own config): it presents no certificate from the old CA, so
+    the rotation retires it once the others hold certificates from B."""
+    drv = make(units=2)
+    drv.add_unit(create=False)
+    drv.settle()
+    assert drv.cert('drv/2') is None and 'csr' not in drv.model.bag('drv/2')
+    new = pki.make_ca('B')
+    drv.use_ca(new)
+    drv.run('drv/0', 'update-status')
+    drv.settle()
+    assert all(pki.trusts(new.pem, drv.cert(u)) for u in ('drv/0', 'drv/1'))  # re-issued under B
+    for _ in range(3):
+        drv.run('drv/0', 'update-status')
+        drv.settle()
+    assert CA_PREVIOUS_KEY not in app(drv), 'the old CA is never retired'
+
+
+def test_review_a_returning_leader_does_not_republish_a_rotation_its_successor_abandoned(make):
+    """drv/0 starts a rotation from A to B, and its agent goes down; drv/1
+    leads and abandons it (B's key leaked, say); drv/0 leads again. Its
+    record of a term ago does not stand in for the ca_next drv/1 removed:
+    the abandonment moved the round on."""
+    drv = make(units=3)
+    m = drv.model
+    a, b = drv.ca, pki.make_ca('B')
+    for unit in m.units:
+        drv.control(unit, sign=False)
+    drv.call('drv/0', 'set_ca', b.pem)
+    assert m.app_bag()[CA_NEXT_KEY] == b.pem
+    m.move_leader('drv/1')                       # drv/0's agent is down: it runs nothing now
+    drv.call('drv/1', 'set_ca', a.pem)           # the rotation is abandoned (drv/2 had not acknowledged)
+    run_all_but(drv, 'drv/0')
+    assert CA_NEXT_KEY not in m.app_bag()
+    assert all(b.pem not in m.kv(u)[peers.KV_CA] for u in ('drv/1', 'drv/2'))
+    m.move_leader('drv/0')                       # drv/1's lease lapses; drv/0 is back
+    drv.run_queued('drv/0')
+    assert m.app_bag().get(CA_NEXT_KEY) != b.pem, 'the abandoned CA is published again'
+
+
+def test_review_an_emergency_rotation_lists_a_refused_csr_again(make):
+    """A refusal under A (of drv/1's renewal) is void under C: an emergency
+    makes every CSR pending, as the README says."""
+    drv = make(units=3)
+    drv.control('drv/0', sign=False)
+    drv.call('drv/0', 'refuse_csr', 'drv/1', 'renewals of drv/1 are not allowed under A')
+    drv.settle()
+    c = pki.make_ca('C')
+    drv.call('drv/0', 'set_ca', c.pem, True)
+    assert sorted(drv.call('drv/0', 'get_csr_map')) == ['drv/0', 'drv/1', 'drv/2']
+
+
+def test_review_a_rewound_ca_round_lets_no_lost_withdrawal_count_on_a_new_leader(make):
+    """drv/1 acknowledged round 1 (A to B), which was abandoned, and Juju
+    lost the commit of its withdrawal: its bag still says 1:A:B while it
+    trusts only A. Leadership moves to drv/2, which has never led, an
+    operator writes ca_round=0, and drv/2's charm rotates to B: the new
+    round is one past every acknowledgement's, so the leftover counts for
+    nothing."""
+    drv = make(units=3)
+    m = drv.model
+    a, b = drv.ca, pki.make_ca('B')
+    for unit in m.units:
+        drv.control(unit, sign=False)
+    drv.call('drv/0', 'set_ca', b.pem)            # round 1: A to B
+    drv.run_queued('drv/1')                        # drv/1 trusts A and B, acknowledges 1:A:B
+    drv.call('drv/0', 'set_ca', a.pem)             # abandoned
+    m.lose_commit('drv/1')
+    assert m.run('drv/1', queued_index(m, 'drv/1', 'tls-relation-changed')).commit_lost
+    assert b.pem not in m.kv('drv/1')[peers.KV_CA]
+    assert m.bag('drv/1')[CA_ACK_KEY] == pki.ca_ack(a.pem, b.pem, 1)
+    m.move_leader('drv/2')
+    m.poke_app({CA_ROUND_KEY: '0'})                # an operator's old value
+    drv.call('drv/2', 'set_ca', b.pem)
+    drv.run_queued('drv/0')                        # drv/0 acknowledges the new rotation
+    drv.run_queued('drv/2')
+    assert m.app_bag()[CA_KEY] == a.pem or b.pem in m.kv('drv/1')[peers.KV_CA], \
+        'B issues while drv/1 trusts only A'
+
+
+def test_review_a_routine_rotation_lists_a_refused_csr_again(make):
+    """The same refusal under A, then a routine rotation to B: every CSR
+    is pending under B, drv/1's too, so it can get a certificate from B and
+    the old CA can retire."""
+    drv = make(units=3)
+    drv.control('drv/0', sign=False)
+    drv.call('drv/0', 'refuse_csr', 'drv/1', 'renewals of drv/1 are not allowed under A')
+    drv.settle()
+    drv.call('drv/0', 'set_ca', pki.make_ca('B').pem)
+    drv.settle()
+    assert CA_PREVIOUS_KEY in app(drv)          # phase 2: every CSR pending under B
+    assert sorted(drv.call('drv/0', 'get_csr_map')) == ['drv/0', 'drv/1', 'drv/2']
+
+
+def test_review_a_dying_leader_keeps_the_refusals_of_the_units_that_stay(make):
+    """A removed leader leads through its teardown, its relation-list
+    shrinking with each -departed: the refusal of drv/2, which stays, is
+    kept."""
+    drv = make(units=3)
+    drv.control('drv/0', sign=False)
+    drv.rekey('drv/2')
+    drv.run_queued('drv/0')
+    drv.call('drv/0', 'refuse_csr', 'drv/2', 'not in the allow-list')
+    drv.settle()
+    key = peers.REFUSAL_KEY.format('drv/2')
+    assert key in app(drv) and peers.CSR_REFUSED in drv.model.flags('drv/2')
+    drv.model.remove_unit('drv/0')
+    drv.run_queued('drv/0')                          # its -departed hooks, stop, remove
+    assert key in app(drv), 'the dying leader deleted the refusal of a unit that stays'
+
+
+def test_review_an_operator_s_largest_round_does_not_stall_the_next_rotation(make):
+    """An operator writes ca_round = MAX_ROUND - 1, which every unit reads;
+    one more would be junk to them all, so the leader takes it for junk
+    and counts from what else it has seen: the next rotation completes."""
+    drv = make(units=2)
+    drv.model.poke_app({CA_ROUND_KEY: str(peers.MAX_ROUND - 1)})
+    drv.settle()
+    new = pki.make_ca('new CA')
+    drv.use_ca(new)
+    drv.run('drv/0', 'update-status')
+    drv.settle()
+    assert app(drv)[CA_KEY] == new.pem and CA_NEXT_KEY not in app(drv)
+
+
+
+def test_review_refuse_csr_after_set_cert_in_one_hook_is_an_error(make):
+    """The leader's own certificate was delivered at once by set_cert, so
+    a refusal after it cannot be kept: refuse_csr says so, and changes
+    nothing (for a follower too, one rule)."""
+    drv = make(units=2)
+    drv.control('drv/0', sign=False)
+    csr = drv.rekey('drv/0')
+    drv.run_queued('drv/0')
+    cert = pki.sign(drv.ca, csr)
+    record = drv.run('drv/0', 'update-status', calls=[('set_cert', ['drv/0', cert]),
+                                                      ('refuse_csr', ['drv/0', 'fails the policy check'])])
+    assert 'answered in this hook' in drv.results(record)[1]['error'][1]
+    drv.settle()
+    assert drv.cert('drv/0') == cert and drv.call('drv/0', 'get_refusal') is None

@@ -215,6 +215,14 @@ def bundle_ders(pem):
     return [cert_der(block + end) for block in (pem or '').split(end) if block.strip()]
 
 
+def trusts(bundle, cert):
+    """Whether PEM ``cert`` verifies with one of the CAs in PEM ``bundle``
+    (TLS peers check the signature, not only the issuer's name)."""
+    leaf = _load_cert(cert)
+    return any(verify_signature(x509.load_der_x509_certificate(der), leaf)
+               for der in bundle_ders(bundle) if der)
+
+
 def ca_digest(pem):
     """What names a CA bundle in the layer's messages and in ``ca_ack``: hex
     SHA-256 of its certificates' DER, in order; None unless every block is a
@@ -392,12 +400,14 @@ def broken_signature_csr(unit):
     return _pem(csr)
 
 
-def sign(ca, csr, days=90, not_before=None, public_key=None):
+def sign(ca, csr, days=90, not_before=None, public_key=None, aki=True):
     """PEM certificate for a CSR (PEM or object), server+client like the
     example's leader issues, but with the subject and SANs copied from the
     CSR (the example takes them from the unit name, never the CSR). Tests
     make bad certificates with ``public_key`` (a key other than the CSR's),
-    ``not_before`` and ``days`` (expired or not yet valid).
+    ``not_before`` and ``days`` (expired or not yet valid); without ``aki``
+    the certificate names its issuer by name alone, as ``openssl x509
+    -req`` with no extension file and many small signers do.
     """
     if isinstance(csr, (str, bytes)):
         csr = x509.load_pem_x509_csr(csr.encode() if isinstance(csr, str) else csr)
@@ -411,9 +421,10 @@ def sign(ca, csr, days=90, not_before=None, public_key=None):
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
                                                      ExtendedKeyUsageOID.CLIENT_AUTH]),
-                              critical=False)
-               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                   ca.key.public_key()), critical=False))
+                              critical=False))
+    if aki:
+        builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            ca.key.public_key()), critical=False)
     names = _san_objects(csr)
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
