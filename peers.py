@@ -302,34 +302,41 @@ def _read(relation_name):
         their = hookenv.relation_get(rid=rid, unit=peer) or {}
         csrs[peer] = _valid(their.get(CSR_KEY), _request, CSR_KEY, peer)
         acks[peer] = their.get(CA_ACK_KEY)
-    cas, valid = _read_cas(app, state, True), {peer: csr for peer, csr in csrs.items() if csr}
+    cas, valid = _read_cas(app, state, True, leader), {peer: csr for peer, csr in csrs.items() if csr}
     return (Snapshot(unit, leader, time.time(), hookenv.hook_name(), app, bag, cas, answers, valid, acks,
                      refusals, _live_in_goal_state),
             Inputs(csr, state, {}, requested if requested and requested[0] else None, held, {}))
 
 
-def _read_cas(app, state, warn):
+def _read_cas(app, state, warn, leader=False):
     """The CA roles the application bag holds, ``{CA key: Certificates or
     None}``, and the rotation's numbers, ``{ROTATION_KEYS: int}`` (0 for
-    none). For a role that holds junk, ``ca`` missing, or another role
-    missing in the round this unit recorded, what it recorded when its
-    last hook ended (``state['cas']``): an operator's write or deletion
-    changes no unit's trust, and a leader republishes its record. A leader
-    that drops a role moves the round on (_plan), so a role missing in
-    another round was dropped, and a record from an earlier term stands
-    for nothing."""
+    none); for a key that holds junk, or ``ca`` missing, what this unit
+    recorded when its last hook ended (``state['cas']``): an operator's
+    write changes no unit's trust. A leader's plan moves the round on with
+    every change of the roles (_plan), so on a leader whose record, made
+    as leader, is a round ahead of the bag, the record is the state (Juju
+    lost its last hook's commit, or an operator wrote the round back),
+    while one behind is from an earlier term; and in the same round, a
+    role missing where every other is as recorded was deleted by an
+    operator, and the leader publishes it again."""
     recorded, cas = state['cas'], {}
     for key in ROTATION_KEYS:
         value = str(app.get(key) or '')
         number = int(value) if _ROUND.fullmatch(value) and int(value) < MAX_ROUND else None
         if value and number is None and warn:
             _warn(_APP_BAG, key, 'it is not a number')
-        cas[key] = recorded.get(key, 0) if number is None else number
-    same_round = cas[CA_ROUND_KEY] == recorded.get(CA_ROUND_KEY, 0)
+        cas[key] = (recorded.get(key, 0) if value else 0) if number is None else number
+    record = {key: _valid(recorded.get(key), _authorities) for key in CA_KEYS}
+    if leader and recorded.get('led') and recorded.get(CA_ROUND_KEY, 0) > cas[CA_ROUND_KEY]:
+        return dict(record, **{key: recorded.get(key, 0) for key in ROTATION_KEYS})
     for key in CA_KEYS:
         cas[key] = _valid(app.get(key), _authorities, key if warn else None)
-        if cas[key] is None and (app.get(key) or key == CA_KEY or same_round):
-            cas[key] = _valid(recorded.get(key), _authorities)
+        if cas[key] is None and (app.get(key) or key == CA_KEY):
+            cas[key] = record[key]
+    if leader and cas[CA_ROUND_KEY] == recorded.get(CA_ROUND_KEY, 0) and all(
+            cas[key] in (None, record[key]) for key in CA_KEYS):
+        cas.update(record)
     return cas
 
 
@@ -404,10 +411,10 @@ def decide(snapshot, inputs):
 def _plan(snapshot, inputs):
     """The CA roles the leader publishes, from the application bag's and
     this hook's set_ca(): the rotation's phases (docs/design.md, "CA
-    rotation"). A rotation started counts one more round, and records when
-    it began; so does every change that drops a role (a promotion, an
-    abandoned rotation, a retirement, an emergency), which tells every
-    unit that the role is gone, not lost (_read_cas)."""
+    rotation"). A rotation started records when it began. Every change of
+    the roles, once there is a CA, moves the round on: an acknowledgement
+    names the rotation it is for, and a leader tells its own decision,
+    which Juju may have lost, from another leader's (_read_cas)."""
     plan, now = dict(snapshot.cas), int(snapshot.now)
     if inputs.requested:
         given, emergency = inputs.requested
@@ -416,7 +423,7 @@ def _plan(snapshot, inputs):
         elif given == plan[CA_KEY]:
             plan[CA_NEXT_KEY] = None
         elif given != plan[CA_NEXT_KEY]:
-            plan.update({CA_NEXT_KEY: given, CA_ROUND_KEY: _next_round(snapshot, inputs), CA_SINCE_KEY: now})
+            plan.update({CA_NEXT_KEY: given, CA_SINCE_KEY: now})
     if (plan[CA_NEXT_KEY] or plan[CA_PREVIOUS_KEY]) and not plan[CA_SINCE_KEY]:
         plan[CA_SINCE_KEY] = now  # published by a version that did not record it
     if plan[CA_NEXT_KEY] and (_acknowledged(snapshot, _transition(plan))
@@ -429,8 +436,7 @@ def _plan(snapshot, inputs):
         plan[CA_PREVIOUS_KEY] = None
     if not (plan[CA_NEXT_KEY] or plan[CA_PREVIOUS_KEY]):
         plan[CA_SINCE_KEY] = 0
-    dropped = any(snapshot.cas[key] and not plan[key] for key in CA_KEYS)
-    if dropped and plan[CA_ROUND_KEY] == snapshot.cas[CA_ROUND_KEY]:
+    if snapshot.cas[CA_KEY] and _roles(plan) != _roles(snapshot.cas):
         plan[CA_ROUND_KEY] = _next_round(snapshot, inputs)
     return plan
 
@@ -439,12 +445,14 @@ def _next_round(snapshot, inputs):
     """One past every round this leader has seen: the application bag's,
     its own record's and every acknowledgement's, so that none left from an
     earlier rotation (its withdrawal lost, or the round written back by an
-    operator) counts for the new one. A round that leaves no room for one
-    more is junk."""
+    operator) counts for the new one; never the round it moves on from.
+    A number no run of rotations reaches (half of MAX_ROUND) is junk, so
+    that a forged one leaves room for every round after it."""
     acks = [snapshot.bag.get(CA_ACK_KEY)] + list(snapshot.acks.values())
     seen = [snapshot.cas[CA_ROUND_KEY], inputs.state['cas'].get(CA_ROUND_KEY, 0)]
     seen += [int(ack.partition(':')[0]) for ack in acks if _ROUND.fullmatch(str(ack).partition(':')[0])]
-    return max(number for number in seen + [0] if number < MAX_ROUND - 1) + 1
+    number = max(number for number in seen + [0] if number < MAX_ROUND // 2) + 1
+    return number + (number == snapshot.cas[CA_ROUND_KEY])
 
 
 def _acknowledged(snapshot, ack):
@@ -648,7 +656,9 @@ def _presents_the_new_ca(inputs, cas):
         return False
     if not held:
         return not inputs.state['replaced']
-    return held.issued_under(cas[CA_KEY]) and not held.issued_under(previous)
+    current = {cert.der for cert in cas[CA_KEY].certs}
+    previous = previous._replace(certs=[cert for cert in previous.certs if cert.der not in current])
+    return held.issued_under(cas[CA_KEY]) and not (previous.certs and held.issued_under(previous))
 
 
 def _trust(cas):
@@ -759,7 +769,7 @@ class _Hook:
         state = self.inputs.state
         if self.usable:
             cas = self.decision.cas
-            record = {key: cas[key] and cas[key].pem for key in CA_KEYS}
+            record = dict({key: cas[key] and cas[key].pem for key in CA_KEYS}, led=self.snapshot.leader)
             state = dict(state, cas=dict(record, **{key: cas[key] for key in ROTATION_KEYS}))
         unitdata.kv().set(KV_STATE.format(self.relation_name), state)  # the same again writes nothing
         if not self.usable:

@@ -137,8 +137,9 @@ def test_an_emergency_set_ca_makes_every_csr_pending_at_once(make):
     drv.call('drv/0', 'set_ca', other.pem, True)
     assert SIGN_CSR in drv.record.flags
     # The answers under the old CA go, and the old CA with them; the units
-    # keep their certificates until the new ones arrive.
-    assert drv.model.app_bag() == {peers.CA_KEY: other.pem}
+    # keep their certificates until the new ones arrive. The roles change:
+    # the round moves on.
+    assert drv.model.app_bag() == {peers.CA_KEY: other.pem, peers.CA_ROUND_KEY: '1'}
     assert sorted(drv.call('drv/0', 'get_csr_map')) == ['drv/0', 'drv/1', 'drv/2']
     drv.settle()
     assert drv.call('drv/1', 'get_ca') == other.pem
