@@ -7,6 +7,7 @@ test_review.py (an operator's deletion of ``ca_previous``)."""
 import pytest
 from support import pki
 from test_decide import LEADER, NOW, PEER, certs, inputs, roles, snapshot
+from test_review import rotating_to_b
 
 import peers
 import pem
@@ -108,12 +109,8 @@ def test_review_rounds_a_lost_abandonment_given_once_stays_abandoned(make):
     (its key leaked) with set_ca(A) once (config.changed), and Juju loses
     that hook's commit. The retry takes the leader's record, a round ahead
     of the bag, over the bag's ca_next B: B is never promoted."""
-    drv = make(units=3)
+    drv, a, b = rotating_to_b(make)                   # round 1: A to B
     m = drv.model
-    a, b = drv.ca, pki.make_ca('B')
-    for unit in m.units:
-        drv.control(unit, sign=False)
-    drv.call('drv/0', 'set_ca', b.pem)                # round 1: A to B
     drv.run_queued('drv/1')
     drv.run_queued('drv/2')                           # both acknowledge 1:A:B
     m.lose_commit('drv/0', 'config-changed')
@@ -133,12 +130,8 @@ def test_review_rounds_a_round_rewound_mid_phase_lets_no_lost_withdrawal_count(m
     drv/1's ack 1:A:B of the abandoned round 1 (its withdrawal lost, its
     agent down) would match the rewound round, but the leader's record (3)
     is ahead of it, and stands."""
-    drv = make(units=3)
+    drv, a, b = rotating_to_b(make)                   # round 1: A to B
     m = drv.model
-    a, b = drv.ca, pki.make_ca('B')
-    for unit in m.units:
-        drv.control(unit, sign=False)
-    drv.call('drv/0', 'set_ca', b.pem)                # round 1: A to B
     drv.run_queued('drv/1')                           # drv/1 acknowledges 1:A:B
     drv.call('drv/0', 'set_ca', a.pem)                # abandoned (round 2)
     m.lose_commit('drv/1')
