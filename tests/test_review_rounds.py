@@ -149,29 +149,6 @@ def test_review_rounds_a_round_rewound_mid_phase_lets_no_lost_withdrawal_count(m
         'B issues while drv/1 trusts only A'
 
 
-def intermediate(root, name):
-    """A CA certificate for a new key, ``name``, issued by ``root`` (pki.CA)."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.x509.oid import NameOID
-    key = pki.make_key()
-    now = pki.utc_now()
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(root.cert.subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1000))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root.key.public_key()),
-                           critical=False)
-            .sign(root.key, hashes.SHA256()))
-    return pki.CA(key, cert, pki._pem(cert))
-
-
 def test_review_rounds_a_rotation_between_intermediates_of_one_root_retires_the_old_one(pki_set):
     """The CAs given are chains, issuing intermediate first: A1 + R, then
     B1 + R, under one root R. A unit holding leaf + B1 presents the new CA:
@@ -179,7 +156,7 @@ def test_review_rounds_a_rotation_between_intermediates_of_one_root_retires_the_
     CA's own certificates (A1) count against it."""
     _, csrs = pki_set
     root = pki.make_ca('root')
-    old, new = intermediate(root, 'issuing A'), intermediate(root, 'issuing B')
+    old, new = pki.make_ca('issuing A', issuer=root), pki.make_ca('issuing B', issuer=root)
     ca, previous = pem.authorities(new.pem + root.pem), pem.authorities(old.pem + root.pem)
     cas = {CA_KEY: ca, CA_NEXT_KEY: None, CA_PREVIOUS_KEY: previous, CA_ROUND_KEY: 2, CA_SINCE_KEY: NOW}
     csr = pem.request(csrs[PEER])
