@@ -450,7 +450,8 @@ def _next_round(snapshot, inputs):
     that a forged one leaves room for every round after it."""
     acks = [snapshot.bag.get(CA_ACK_KEY)] + list(snapshot.acks.values())
     seen = [snapshot.cas[CA_ROUND_KEY], inputs.state['cas'].get(CA_ROUND_KEY, 0)]
-    seen += [int(ack.partition(':')[0]) for ack in acks if _ROUND.fullmatch(str(ack).partition(':')[0])]
+    acked = (str(ack).partition(':')[0] for ack in acks)
+    seen += [int(number) for number in acked if _ROUND.fullmatch(number)]
     number = max(number for number in seen + [0] if number < MAX_ROUND // 2) + 1
     return number + (number == snapshot.cas[CA_ROUND_KEY])
 
