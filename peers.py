@@ -15,6 +15,7 @@ and sets the states before the charm's handlers (_Hook.start), writes the
 bags' differences when it ends (_Hook.write). docs/design.md, "How a hook
 runs", says more.
 """
+import hashlib
 import re
 import time
 from typing import NamedTuple, Optional
@@ -313,31 +314,45 @@ def _read_cas(app, state, warn, leader=False):
     None}``, and the rotation's numbers, ``{ROTATION_KEYS: int}`` (0 for
     none); for a key that holds junk, or ``ca`` missing, what this unit
     recorded when its last hook ended (``state['cas']``): an operator's
-    write changes no unit's trust. A leader's plan moves the round on with
-    every change of the roles (_plan), so on a leader whose record, made
-    as leader, is a round ahead of the bag, the record is the state (Juju
-    lost its last hook's commit, or an operator wrote the round back),
-    while one behind is from an earlier term; and in the same round, a
-    role missing where every other is as recorded was deleted by an
-    operator, and the leader publishes it again."""
+    write changes no unit's trust. A leader takes more of its record, made
+    as leader: all of it while the bag is exactly the one its last hook
+    read (Juju lost that hook's commit, worker/uniter/runner/context/
+    context.go); and the roles missing from a bag of the rotation it
+    recorded (the same round and start) whose other roles are as recorded
+    (an operator deleted them: a leader that drops a role ends the rotation
+    or changes the issuing CA, _plan); and never a round behind its own.
+    Any other bag was written since, by another leader or an operator, and
+    its roles are taken as they read."""
     recorded, cas = state['cas'], {}
+    record = {key: _valid(recorded.get(key), _authorities) for key in CA_KEYS}
+    led = leader and recorded.get('from')
+    if led and recorded['from'] == _bag_digest(app):
+        return dict(record, **{key: recorded.get(key, 0) for key in ROTATION_KEYS})
     for key in ROTATION_KEYS:
         value = str(app.get(key) or '')
         number = int(value) if _ROUND.fullmatch(value) and int(value) < MAX_ROUND else None
         if value and number is None and warn:
             _warn(_APP_BAG, key, 'it is not a number')
         cas[key] = (recorded.get(key, 0) if value else 0) if number is None else number
-    record = {key: _valid(recorded.get(key), _authorities) for key in CA_KEYS}
-    if leader and recorded.get('led') and recorded.get(CA_ROUND_KEY, 0) > cas[CA_ROUND_KEY]:
-        return dict(record, **{key: recorded.get(key, 0) for key in ROTATION_KEYS})
     for key in CA_KEYS:
         cas[key] = _valid(app.get(key), _authorities, key if warn else None)
         if cas[key] is None and (app.get(key) or key == CA_KEY):
             cas[key] = record[key]
-    if leader and cas[CA_ROUND_KEY] == recorded.get(CA_ROUND_KEY, 0) and all(
+    if led and all(cas[key] == recorded.get(key, 0) for key in ROTATION_KEYS) and all(
             cas[key] in (None, record[key]) for key in CA_KEYS):
         cas.update(record)
+    if led and cas[CA_ROUND_KEY] < recorded.get(CA_ROUND_KEY, 0):  # it would count stale acks
+        cas[CA_ROUND_KEY] = recorded[CA_ROUND_KEY]
+        if warn:
+            _warn(_APP_BAG, CA_ROUND_KEY, f"it is behind this leader's round, {cas[CA_ROUND_KEY]}")
     return cas
+
+
+def _bag_digest(app):
+    """The SHA-256 of the application bag's CA roles and rotation numbers,
+    as written: what a leader's record says it decided from."""
+    text = '\n'.join(str(app.get(key) or '') for key in CA_KEYS + ROTATION_KEYS)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _warn_about_answers_in_the_remote_bag(relation_name, rid, unit):
@@ -399,6 +414,9 @@ def decide(snapshot, inputs):
     if snapshot.leader:
         pending, app = _pending(snapshot, inputs, cas), _app_changes(snapshot, inputs, cas)
         notes += _waiting(snapshot, cas)
+        if cas[CA_SINCE_KEY] and snapshot.cas[CA_SINCE_KEY] > snapshot.now:
+            notes += _ignored(CA_SINCE_KEY, f'{_iso(snapshot.cas[CA_SINCE_KEY])} is later than now; '
+                              'the rotation counts from now')
     if inputs.held and inputs.held.lifetime_passed(snapshot.now) >= WARN_AT:
         notes += ((hookenv.WARNING, f'the certificate of {snapshot.unit} expires at '
                    f'{_iso(inputs.held.expiry())} and no renewal has come'),)
@@ -416,6 +434,7 @@ def _plan(snapshot, inputs):
     names the rotation it is for, and a leader tells its own decision,
     which Juju may have lost, from another leader's (_read_cas)."""
     plan, now = dict(snapshot.cas), int(snapshot.now)
+    plan[CA_SINCE_KEY] = min(plan[CA_SINCE_KEY], now)  # a later one would hold phase 1 for ever
     if inputs.requested:
         given, emergency = inputs.requested
         if emergency or not plan[CA_KEY]:
@@ -770,7 +789,8 @@ class _Hook:
         state = self.inputs.state
         if self.usable:
             cas = self.decision.cas
-            record = dict({key: cas[key] and cas[key].pem for key in CA_KEYS}, led=self.snapshot.leader)
+            read = _bag_digest(self.snapshot.app) if self.snapshot.leader else None  # what it decided from
+            record = dict({key: cas[key] and cas[key].pem for key in CA_KEYS}, **{'from': read})
             state = dict(state, cas=dict(record, **{key: cas[key] for key in ROTATION_KEYS}))
         unitdata.kv().set(KV_STATE.format(self.relation_name), state)  # the same again writes nothing
         if not self.usable:

@@ -297,25 +297,46 @@ def phase_two_without_re_signing(drv):
     return old, new
 
 
-@pytest.mark.parametrize('round_written', [None, '1'], ids=['alone', 'with-an-older-round'])
-def test_review_an_operator_deleting_ca_previous_is_undone_by_the_leader(make, round_written):
+def test_review_an_operator_deleting_ca_previous_is_undone_by_the_leader(make):
     """Every unit still presents its certificate from A when an operator
-    deletes ca_previous (alone, or writing an older ca_round with it): the
-    leader, told of the write, publishes it again from its record (the
-    same round, every other role as recorded; or its record ahead), and
-    every unit trusts A again. A follower whose hook runs before the
-    leader's drops A meanwhile: a role's removal from the bag is the
-    leader's word to it (docs/design.md, "CA rotation")."""
+    deletes ca_previous: the leader, told of the write, publishes it again
+    from its record (the rotation it recorded, by round and start, every
+    other role as recorded), and every unit trusts A again. A follower
+    whose hook runs before the leader's drops A meanwhile: a role's removal
+    from the bag is the leader's word to it (docs/design.md, "CA rotation")."""
     drv = make(units=3)
     old, new = phase_two_without_re_signing(drv)
     assert all(pki.trusts(old.pem, drv.cert(u)) for u in drv.model.units)  # every unit still on A
-    drv.model.poke_app({CA_PREVIOUS_KEY: None, CA_ROUND_KEY: round_written} if round_written else
-                       {CA_PREVIOUS_KEY: None})
+    drv.model.poke_app({CA_PREVIOUS_KEY: None})
     drv.run_queued('drv/0')
     assert app(drv)[CA_PREVIOUS_KEY] == old.pem
     drv.settle()
     assert all(pki.trusts(drv.model.kv(u)[peers.KV_CA], drv.cert(v))
                for u in drv.model.units for v in drv.model.units)
+
+
+def test_review_an_operator_deleting_ca_previous_and_rewinding_ca_round_is_the_leader_s_word(make):
+    """The same deletion with an older ca_round written with it is not told
+    from another leader's decision (the third review: a round cannot say
+    whose it is): the leader takes the roles as they read, keeps its own
+    round and says so at WARNING. Every unit drops A alike, and trusts
+    every peer again once the charm signs under B (docs/design.md)."""
+    drv = make(units=3)
+    m = drv.model
+    old, new = phase_two_without_re_signing(drv)
+    round_before = app(drv)[CA_ROUND_KEY]
+    m.poke_app({CA_PREVIOUS_KEY: None, CA_ROUND_KEY: '1'})
+    since = len(m.history)
+    drv.run_queued('drv/0')
+    assert CA_PREVIOUS_KEY not in app(drv) and app(drv)[CA_ROUND_KEY] == round_before
+    assert any("'ca_round'" in message and 'behind' in message for record in drv.records('drv/0', since)
+               for level, message in record.logs if level == 'WARNING')
+    drv.settle()
+    assert not any(old.pem in m.kv(u)[peers.KV_CA] for u in m.units)
+    drv.control('drv/0', sign=True)
+    drv.run('drv/0', 'update-status')
+    drv.settle()
+    assert all(pki.trusts(m.kv(u)[peers.KV_CA], drv.cert(v)) for u in m.units for v in m.units)
 
 
 def test_review_a_new_leader_that_has_not_met_a_unit_keeps_its_refusal(make):

@@ -1,39 +1,43 @@
 """A third hostile review, of the rotation rounds (peers._read_cas,
-_plan, _next_round). Each test here fails on the layer as reviewed
-(4fc0741): open, kept as strict xfails until issue 17's rounds are mended.
+_plan, _next_round). Each test here failed on the layer as reviewed
+(4fc0741).
 
 A number cannot tell one leader's decision from another's: two leaders
 pick the same round when one's commit was lost, and an operator's rewound
-or deleted round makes an old leader's record look ahead. The mend in view:
-a leader records the bag it decided from (a digest), and takes its record
-only while the bag is still that one (a lost commit), never on a round's
-say-so."""
-import pytest
+or deleted round made an old leader's record look ahead. Mended: a leader
+records a digest of the bag it decided from, and takes its whole record
+only while the bag is still that one (a lost commit); it restores a role
+only to a bag of the rotation it recorded (round and start), which every
+leader's dropping of a role changes; a round never decides whose record
+is newer. A ca_since later than now counts from now, at WARNING."""
 from support import pki
 from test_decide import NOW, PEER, inputs, snapshot
 
 import peers
-from peers import CA_KEY, CA_NEXT_KEY, CA_PREVIOUS_KEY, CA_ROUND_KEY
+from peers import CA_KEY, CA_NEXT_KEY, CA_PREVIOUS_KEY, CA_ROUND_KEY, CA_SINCE_KEY
 
-SAME_ROUND = pytest.mark.xfail(strict=True, reason='open: two leaders decide in one round after a lost '
-                               'commit, and the same-round restore takes an emergency for a deletion')
-ROUND_SAYS_AHEAD = pytest.mark.xfail(strict=True, reason="open: a round rewound, deleted or forged high "
-                                     "decides whether a leader's record is ahead")
+
+def record(cas, decided_from):
+    """A leader's record (peers._Hook.write) of ``cas`` decided from the bag ``decided_from``."""
+    roles = {key: cas.get(key) and cas[key].pem for key in peers.CA_KEYS}
+    return dict(roles, **{CA_ROUND_KEY: cas.get(CA_ROUND_KEY, 0), CA_SINCE_KEY: cas.get(CA_SINCE_KEY, 0),
+                          'from': peers._bag_digest(decided_from)})
 
 
 def trusts_ca(drv, unit, ca):
     return ca.pem in drv.model.kv(unit).get(peers.KV_CA, '')
 
 
-@SAME_ROUND
-def test_review_final_a_leader_back_after_an_emergency_in_its_lost_round_restores_the_dropped_ca(make):
+def test_review_final_a_leader_back_after_an_emergency_in_its_lost_round_keeps_the_ca_dropped(make):
     """drv/0 promotes B (round 2: B issues, A previous) and Juju loses the
     commit. Leadership moves to drv/1 before drv/0 runs another hook; A's
     key leaks and drv/1's charm makes an emergency to B, which the bag's
     round 1 and the acks 1:A:B put in round 2 too: {ca: B}. Leadership
     comes back to drv/0, whose first hook reads the bag in the round it
-    recorded, with every present role as recorded: it takes ca_previous A
-    as an operator's deletion and publishes the compromised CA again."""
+    recorded, with every present role as recorded. It took ca_previous A
+    for an operator's deletion and published the compromised CA again;
+    now the bag is not the one it decided from, and the emergency ended
+    the rotation it recorded (no ca_since): the bag stands."""
     drv = make(units=3)
     m = drv.model
     a, b = drv.ca, pki.make_ca('B')
@@ -61,16 +65,14 @@ def test_review_final_a_leader_back_after_an_emergency_in_its_lost_round_restore
         assert not trusts_ca(drv, unit, a), f'{unit} trusts the compromised CA the emergency dropped'
 
 
-@SAME_ROUND
-def test_review_final_decide_a_returning_leader_takes_an_emergency_for_an_operator_s_deletion():
+def test_review_final_decide_a_returning_leader_keeps_another_s_emergency_in_its_round():
     """The same at the decision: a leader's record {ca: B, ca_previous: A,
-    round 2, led} and the bag {ca: B, round 2} (another leader's emergency
-    to B, in the same round)."""
+    round 2}, decided from {ca: A, ca_next: B, round 1}, and the bag
+    {ca: B, round 2}: another leader's emergency to B, in the same round."""
     a, b = pki.make_ca('A'), pki.make_ca('B')
-    record = {CA_KEY: b.pem, CA_NEXT_KEY: None, CA_PREVIOUS_KEY: a.pem, CA_ROUND_KEY: 2,
-              peers.CA_SINCE_KEY: NOW, 'led': True}
+    before = {CA_KEY: a.pem, CA_NEXT_KEY: b.pem, CA_ROUND_KEY: '1', CA_SINCE_KEY: str(NOW)}
     given = inputs()
-    given.state['cas'] = record
+    given.state['cas'] = record({CA_KEY: b, CA_PREVIOUS_KEY: a, CA_ROUND_KEY: 2, CA_SINCE_KEY: NOW}, before)
     bag = {CA_KEY: b.pem, CA_ROUND_KEY: '2'}
     seen = peers._read_cas(bag, given.state, False, True)
     decision = peers.decide(snapshot(seen, app=bag, acks={PEER: None}), given)
@@ -78,14 +80,33 @@ def test_review_final_decide_a_returning_leader_takes_an_emergency_for_an_operat
     assert CA_PREVIOUS_KEY not in decision.app, 'the leader republishes the CA an emergency dropped'
 
 
-@ROUND_SAYS_AHEAD
-def test_review_final_a_lost_commit_after_a_forged_high_round_loses_a_ca_given_once(make):
+def test_review_final_decide_a_returning_leader_keeps_another_s_abandonment():
+    """A leader's record of phase 1 from A to B with Z previous (round 3),
+    committed; another leader's charm abandoned B (set_ca(A): round 4, Z
+    still previous, the same ca_since). The returning leader's bag lacks
+    only ca_next, every other role as recorded, but it is a later round:
+    the abandonment stands."""
+    a, b, z = pki.make_ca('A'), pki.make_ca('B'), pki.make_ca('Z')
+    rotating = {CA_KEY: a.pem, CA_NEXT_KEY: b.pem,
+                CA_PREVIOUS_KEY: z.pem, CA_ROUND_KEY: '3', CA_SINCE_KEY: str(NOW)}
+    given = inputs()
+    given.state['cas'] = record({CA_KEY: a, CA_NEXT_KEY: b, CA_PREVIOUS_KEY: z, CA_ROUND_KEY: 3,
+                                 CA_SINCE_KEY: NOW}, rotating)
+    bag = {key: value for key, value in rotating.items() if key != CA_NEXT_KEY}
+    bag[CA_ROUND_KEY] = '4'
+    seen = peers._read_cas(bag, given.state, False, True)
+    decision = peers.decide(snapshot(seen, app=bag, acks={PEER: None}), given)
+    assert decision.cas[CA_NEXT_KEY] is None and CA_NEXT_KEY not in decision.app
+
+
+def test_review_final_a_lost_commit_after_a_forged_high_round_keeps_a_ca_given_once(make):
     """An operator writes ca_round = MAX_ROUND // 2 (a number _next_round
     counts as junk, but _read_cas takes: it is under MAX_ROUND). The
     charm then starts a rotation to C with set_ca once (config-changed)
     and Juju loses that hook's commit. The leader's record (round 1, from
-    _next_round) is behind the bag's forged round, so the retry takes the
-    bag: the rotation to C is lost for good."""
+    _next_round) was behind the bag's forged round, so the retry took the
+    bag and lost the rotation to C; now the bag is the one it decided
+    from, and its record stands."""
     drv = make(units=2)
     m = drv.model
     drv.control('drv/0', sign=False)
@@ -100,38 +121,42 @@ def test_review_final_a_lost_commit_after_a_forged_high_round_loses_a_ca_given_o
     assert c.pem in (m.app_bag().get(CA_NEXT_KEY), m.app_bag().get(CA_KEY)), 'the rotation to C is lost'
 
 
-@pytest.mark.xfail(strict=True, reason='open: a ca_since later than now is taken as it is')
-def test_review_final_a_ca_since_in_the_future_holds_phase_one_for_ever_and_silently():
+def test_review_final_a_ca_since_in_the_future_counts_from_now_at_warning():
     """Phase 1 of A to B (round 1); an operator writes ca_since a year
     ahead (digits, under MAX_ROUND: taken). PEER's agent is down and never
-    acknowledges. Two hours on, the phase is neither waited out nor
-    warned about: the rotation never completes, and nothing says why."""
+    acknowledges. Phase 1 was neither waited out nor warned about, for a
+    year; now the leader says so at WARNING and publishes now as the start,
+    and ROTATION_WAIT later the rotation goes on without PEER."""
     a, b = pki.make_ca('A'), pki.make_ca('B')
-    bag = {CA_KEY: a.pem, CA_NEXT_KEY: b.pem, CA_ROUND_KEY: '1',
-           peers.CA_SINCE_KEY: str(NOW + 365 * 86400)}
+    committed = {CA_KEY: a.pem, CA_NEXT_KEY: b.pem, CA_ROUND_KEY: '1', CA_SINCE_KEY: str(NOW)}
     given = inputs()
-    given.state['cas'] = {CA_KEY: a.pem, CA_NEXT_KEY: b.pem, CA_PREVIOUS_KEY: None, CA_ROUND_KEY: 1,
-                          peers.CA_SINCE_KEY: NOW, 'led': True}
+    given.state['cas'] = record({CA_KEY: a, CA_NEXT_KEY: b, CA_ROUND_KEY: 1, CA_SINCE_KEY: NOW}, committed)
+    bag = dict(committed, **{CA_SINCE_KEY: str(NOW + 365 * 86400)})
     now = NOW + 2 * peers.ROTATION_WAIT
     seen = peers._read_cas(bag, given.state, False, True)
     decision = peers.decide(snapshot(seen, app=bag, acks={PEER: None}, live={PEER}, now=now), given)
-    waited = decision.cas[CA_NEXT_KEY] is None
-    warned = any('waits for' in message for _, message in decision.notes)
-    assert waited or warned, 'phase 1 waits for ever on a dead unit, and says nothing'
+    assert any(level == 'WARNING' and f"'{CA_SINCE_KEY}'" in message and 'later than now' in message
+               for level, message in decision.notes)
+    assert decision.app[CA_SINCE_KEY] == str(now) and decision.cas[CA_NEXT_KEY] == seen[CA_NEXT_KEY]
+    bag = dict(bag, **decision.app)
+    later = now + peers.ROTATION_WAIT
+    seen = peers._read_cas(bag, given.state, False, True)
+    decision = peers.decide(snapshot(seen, app=bag, acks={PEER: None}, live={PEER}, now=later), given)
+    assert decision.cas[CA_NEXT_KEY] is None and decision.cas[CA_KEY] == seen[CA_NEXT_KEY], 'still waiting'
 
 
-@ROUND_SAYS_AHEAD
-def test_review_final_a_deleted_ca_round_lets_a_returning_leader_undo_another_s_emergency():
+def test_review_final_a_deleted_ca_round_keeps_a_returning_leader_from_undoing_another_s_emergency():
     """drv/0 led with {ca: A}, round 5 (committed). Leadership moved to
     another unit before drv/0 ran a hook as a follower; that leader made
     an emergency to C (round 6). An operator then deletes ca_round (or
-    writes back any lower one), and leadership returns to drv/0: its
-    record, 'ahead' of the bag, is taken whole, and the compromised A is
-    published and trusted again in place of C."""
+    writes back any lower one), and leadership returns to drv/0. Its
+    record, 'ahead' of the bag, was taken whole, and the compromised A
+    published and trusted again in place of C; now the bag's roles stand,
+    and only the round is the leader's."""
     a, c = pki.make_ca('A'), pki.make_ca('C')
+    committed = {CA_KEY: a.pem, CA_ROUND_KEY: '5'}
     given = inputs()
-    given.state['cas'] = {CA_KEY: a.pem, CA_NEXT_KEY: None, CA_PREVIOUS_KEY: None, CA_ROUND_KEY: 5,
-                          peers.CA_SINCE_KEY: 0, 'led': True}
+    given.state['cas'] = record({CA_KEY: a, CA_ROUND_KEY: 5}, committed)
     bag = {CA_KEY: c.pem}                             # after the emergency (round 6), ca_round deleted
     seen = peers._read_cas(bag, given.state, False, True)
     decision = peers.decide(snapshot(seen, app=bag, acks={PEER: None}), given)
