@@ -15,7 +15,6 @@ and sets the states before the charm's handlers (_Hook.start), writes the
 bags' differences when it ends (_Hook.write). docs/design.md, "How a hook
 runs", says more.
 """
-import hashlib
 import re
 import time
 from typing import NamedTuple, Optional
@@ -248,6 +247,7 @@ class Snapshot(NamedTuple):
     acks: dict  # on the leader, {peer: its ca_ack or None}
     refusals: dict  # {unit: (CSR digest, reason)} of the application bag (on a follower, its own)
     live: object  # () -> the units goal-state lists alive, asked only when needed
+    issuing: object = None  # the application bag's own ca (Certificates), if it holds a valid one
 
 
 class Inputs(NamedTuple):
@@ -305,7 +305,7 @@ def _read(relation_name):
         acks[peer] = their.get(CA_ACK_KEY)
     cas, valid = _read_cas(app, state, True, leader), {peer: csr for peer, csr in csrs.items() if csr}
     return (Snapshot(unit, leader, time.time(), hookenv.hook_name(), app, bag, cas, answers, valid, acks,
-                     refusals, _live_in_goal_state),
+                     refusals, _live_in_goal_state, _valid(app.get(CA_KEY), _authorities)),
             Inputs(csr, state, {}, requested if requested and requested[0] else None, held, {}))
 
 
@@ -314,19 +314,20 @@ def _read_cas(app, state, warn, leader=False):
     None}``, and the rotation's numbers, ``{ROTATION_KEYS: int}`` (0 for
     none); for a key that holds junk, or ``ca`` missing, what this unit
     recorded when its last hook ended (``state['cas']``): an operator's
-    write changes no unit's trust. A leader takes more of its record, made
-    as leader: all of it while the bag is exactly the one its last hook
-    read (Juju lost that hook's commit, worker/uniter/runner/context/
-    context.go); and the roles missing from a bag of the rotation it
-    recorded (the same round and start) whose other roles are as recorded
-    (an operator deleted them: a leader that drops a role ends the rotation
-    or changes the issuing CA, _plan); and never a round behind its own.
-    Any other bag was written since, by another leader or an operator, and
-    its roles are taken as they read."""
+    write changes no unit's trust. A leader takes more of its record: all
+    of it, made as leader, while the bag is the one its last hook read
+    (_as_read: Juju lost that hook's commit, worker/uniter/runner/context/
+    context.go); the roles missing from a bag of the rotation it recorded,
+    the same ``ca_round`` and ``ca_since`` as written, whose other roles
+    are as recorded (an operator deleted them: any other leader's change of
+    the roles moved the round on, and one that decided in the same round
+    as this one's lost commit made an emergency, which ends the rotation);
+    and never a round behind its record, at WARNING. Any other bag was
+    written since, by another leader or an operator, and its roles are
+    taken as they read."""
     recorded, cas = state['cas'], {}
     record = {key: _valid(recorded.get(key), _authorities) for key in CA_KEYS}
-    led = leader and recorded.get('from')
-    if led and recorded['from'] == _bag_digest(app):
+    if leader and _as_read(app, recorded.get('from')):
         return dict(record, **{key: recorded.get(key, 0) for key in ROTATION_KEYS})
     for key in ROTATION_KEYS:
         value = str(app.get(key) or '')
@@ -338,21 +339,35 @@ def _read_cas(app, state, warn, leader=False):
         cas[key] = _valid(app.get(key), _authorities, key if warn else None)
         if cas[key] is None and (app.get(key) or key == CA_KEY):
             cas[key] = record[key]
-    if led and all(cas[key] == recorded.get(key, 0) for key in ROTATION_KEYS) and all(
+    numbers = {key: str(recorded[key]) for key in ROTATION_KEYS if recorded.get(key)}
+    if leader and recorded.get('from') is not None and numbers == _written(app, ROTATION_KEYS) and all(
             cas[key] in (None, record[key]) for key in CA_KEYS):
         cas.update(record)
-    if led and cas[CA_ROUND_KEY] < recorded.get(CA_ROUND_KEY, 0):  # it would count stale acks
+    if leader and cas[CA_ROUND_KEY] < recorded.get(CA_ROUND_KEY, 0):  # it would count stale acks
         cas[CA_ROUND_KEY] = recorded[CA_ROUND_KEY]
         if warn:
             _warn(_APP_BAG, CA_ROUND_KEY, f"it is behind this leader's round, {cas[CA_ROUND_KEY]}")
     return cas
 
 
-def _bag_digest(app):
-    """The SHA-256 of the application bag's CA roles and rotation numbers,
-    as written: what a leader's record says it decided from."""
-    text = '\n'.join(str(app.get(key) or '') for key in CA_KEYS + ROTATION_KEYS)
-    return hashlib.sha256(text.encode()).hexdigest()
+def _written(app, keys):
+    """``{key: value}`` of the ``keys`` the application bag holds, as written."""
+    return {key: str(app[key]) for key in keys if app.get(key)}
+
+
+def _as_read(app, read):
+    """Whether the application bag's CA keys are the ones a leader's last
+    hook read (``read``, _written), but for roles an operator deleted since:
+    that hook's commit was lost. Every leader's change of the roles moves
+    the round on, and the first CA has one, so no later bag is that one
+    again, but one an operator wrote back whole. (A bag an earlier version
+    published, with a CA and no round, may come back by a round deleted;
+    its leader's first hook after the upgrade gives it one.)"""
+    if read is None or (CA_KEY in read and CA_ROUND_KEY not in read):  # an earlier version's bag
+        return False
+    bag = _written(app, CA_KEYS + ROTATION_KEYS)
+    return all(bag.get(key) == read.get(key) or (key in CA_KEYS and key not in bag)
+               for key in set(bag) | set(read))
 
 
 def _warn_about_answers_in_the_remote_bag(relation_name, rid, unit):
@@ -455,7 +470,7 @@ def _plan(snapshot, inputs):
         plan[CA_PREVIOUS_KEY] = None
     if not (plan[CA_NEXT_KEY] or plan[CA_PREVIOUS_KEY]):
         plan[CA_SINCE_KEY] = 0
-    if snapshot.cas[CA_KEY] and _roles(plan) != _roles(snapshot.cas):
+    if plan[CA_KEY] and (_roles(plan) != _roles(snapshot.cas) or not plan[CA_ROUND_KEY]):
         plan[CA_ROUND_KEY] = _next_round(snapshot, inputs)
     return plan
 
@@ -464,15 +479,15 @@ def _next_round(snapshot, inputs):
     """One past every round this leader has seen: the application bag's,
     its own record's and every acknowledgement's, so that none left from an
     earlier rotation (its withdrawal lost, or the round written back by an
-    operator) counts for the new one; never the round it moves on from.
-    A number no run of rotations reaches (half of MAX_ROUND) is junk, so
-    that a forged one leaves room for every round after it."""
+    operator) counts for the new one. An acknowledgement's number no run of
+    rotations reaches (half of MAX_ROUND) is a peer's junk, which leaves
+    room for every round after it; past MAX_ROUND (an operator's), the
+    count starts again past the acknowledgements."""
     acks = [snapshot.bag.get(CA_ACK_KEY)] + list(snapshot.acks.values())
-    seen = [snapshot.cas[CA_ROUND_KEY], inputs.state['cas'].get(CA_ROUND_KEY, 0)]
-    acked = (str(ack).partition(':')[0] for ack in acks)
-    seen += [int(number) for number in acked if _ROUND.fullmatch(number)]
-    number = max(number for number in seen + [0] if number < MAX_ROUND // 2) + 1
-    return number + (number == snapshot.cas[CA_ROUND_KEY])
+    acked = [int(number) for number in (str(ack).partition(':')[0] for ack in acks)
+             if _ROUND.fullmatch(number) and int(number) < MAX_ROUND // 2]
+    number = max([snapshot.cas[CA_ROUND_KEY], inputs.state['cas'].get(CA_ROUND_KEY, 0)] + acked) + 1
+    return number if number < MAX_ROUND else max(acked + [0]) + 1
 
 
 def _acknowledged(snapshot, ack):
@@ -555,8 +570,11 @@ def _pending(snapshot, inputs, cas):
 
 def _new_ca(snapshot, cas):
     """Whether this hook changes the issuing CA: every answer and refusal
-    made under the one before is void, and every CSR is pending again."""
-    return bool(cas[CA_KEY]) and cas[CA_KEY] != snapshot.cas[CA_KEY]
+    made under the one before is void, and every CSR is pending again. The
+    one before is the application bag's own ``ca`` (a leader that retries
+    a lost commit has another in its record), or where it holds none that
+    is valid, the one recorded."""
+    return bool(cas[CA_KEY]) and cas[CA_KEY] != (snapshot.issuing or snapshot.cas[CA_KEY])
 
 
 def _refusals(snapshot, inputs, cas):
@@ -789,8 +807,8 @@ class _Hook:
         state = self.inputs.state
         if self.usable:
             cas = self.decision.cas
-            read = _bag_digest(self.snapshot.app) if self.snapshot.leader else None  # what it decided from
-            record = dict({key: cas[key] and cas[key].pem for key in CA_KEYS}, **{'from': read})
+            read = _written(self.snapshot.app, CA_KEYS + ROTATION_KEYS) if self.snapshot.leader else None
+            record = dict({key: cas[key] and cas[key].pem for key in CA_KEYS}, **{"from": read})
             state = dict(state, cas=dict(record, **{key: cas[key] for key in ROTATION_KEYS}))
         unitdata.kv().set(KV_STATE.format(self.relation_name), state)  # the same again writes nothing
         if not self.usable:

@@ -192,9 +192,9 @@ def test_the_application_bag_keeps_live_units_answers_and_drops_them_all_for_a_n
     a = cas['A']
     csr = pem.request(csrs[PEER])
     answer = answer_of(a, csrs[PEER])
-    app = {CA_KEY: a.pem, CERT_KEY.format(PEER): answer.pem, CSR_DIGEST_KEY.format(PEER): csr.digest,
-           CERT_KEY.format('app/7'): answer.pem}
-    snap = snapshot(roles(a), app=app, answers={PEER: (answer, csr.digest)}, csrs={PEER: csr},
+    app = {CA_KEY: a.pem, CA_ROUND_KEY: '1', CERT_KEY.format(PEER): answer.pem,
+           CSR_DIGEST_KEY.format(PEER): csr.digest, CERT_KEY.format('app/7'): answer.pem}
+    snap = snapshot(roles(a, rotation=1), app=app, answers={PEER: (answer, csr.digest)}, csrs={PEER: csr},
                     acks={PEER: None})
     assert peers.decide(snap, inputs()).app == {CERT_KEY.format('app/7'): None}  # app/7 is gone
     emergency = peers.decide(snap, inputs(requested=(certs(cas['C']), True)))
@@ -376,10 +376,10 @@ def test_a_new_leader_keeps_the_refusal_of_a_unit_it_has_not_met(pki_set):
     charm refuses it again."""
     cas, csrs = pki_set
     csr, key = pem.request(csrs[PEER]), peers.REFUSAL_KEY.format(PEER)
-    app = {CA_KEY: cas['A'].pem, key: f'{csr.digest} no'}
-    refusals = {PEER: (csr.digest, 'no')}
-    unmet = peers.decide(snapshot(roles(cas['A']), app=app, refusals=refusals, live=[PEER]), inputs())
-    gone = peers.decide(snapshot(roles(cas['A']), app=app, refusals=refusals), inputs())
+    app = {CA_KEY: cas['A'].pem, CA_ROUND_KEY: '1', key: f'{csr.digest} no'}
+    refusals, settled = {PEER: (csr.digest, 'no')}, roles(cas['A'], rotation=1)
+    unmet = peers.decide(snapshot(settled, app=app, refusals=refusals, live=[PEER]), inputs())
+    gone = peers.decide(snapshot(settled, app=app, refusals=refusals), inputs())
     assert unmet.app == {} and gone.app == {key: None}
 
 

@@ -335,9 +335,9 @@ def test_a_followers_copy_of_the_application_bag_is_ignored(make):
                for unit in drv.model.units]
     drv.run(LEADER, 'update-status', calls=[('set_ca', [old.pem])] + answers)
     published = drv.model.app_bag()
-    assert len(published) == 1 + 2 * len(drv.model.units)
+    assert len(published) == 2 + 2 * len(drv.model.units)  # ca and its round, and two keys a unit
     drv.run(LEADER, 'update-status', calls=[('set_ca', [new.pem, True])])  # emergency: withdraws them all
-    assert drv.model.app_bag() == {peers.CA_KEY: new.pem, peers.CA_ROUND_KEY: '1'}  # a change of the roles
+    assert drv.model.app_bag() == {peers.CA_KEY: new.pem, peers.CA_ROUND_KEY: '2'}  # a change of the roles
     drv.settle()
     before, since = snapshot(drv, THIRD), len(drv.model.history)
     drv.model.poke(FOLLOWER, published)
@@ -349,7 +349,7 @@ def test_a_followers_copy_of_the_application_bag_is_ignored(make):
     leader_records = drv.records(LEADER, since)
     for key in (peers.CERT_KEY.format(LEADER), peers.CSR_DIGEST_KEY.format(LEADER), peers.CA_KEY):
         assert warned(leader_records, FOLLOWER, key), f'the leader did not warn about {key!r}'
-    assert drv.model.app_bag() == {peers.CA_KEY: new.pem, peers.CA_ROUND_KEY: '1'}
+    assert drv.model.app_bag() == {peers.CA_KEY: new.pem, peers.CA_ROUND_KEY: '2'}
     assert drv.call(FOLLOWER, 'get_signed_cert') is None
     assert drv.call(FOLLOWER, 'get_ca') == new.pem
 

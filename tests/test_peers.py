@@ -139,7 +139,7 @@ def test_an_emergency_set_ca_makes_every_csr_pending_at_once(make):
     # The answers under the old CA go, and the old CA with them; the units
     # keep their certificates until the new ones arrive. The roles change:
     # the round moves on.
-    assert drv.model.app_bag() == {peers.CA_KEY: other.pem, peers.CA_ROUND_KEY: '1'}
+    assert drv.model.app_bag() == {peers.CA_KEY: other.pem, peers.CA_ROUND_KEY: '2'}
     assert sorted(drv.call('drv/0', 'get_csr_map')) == ['drv/0', 'drv/1', 'drv/2']
     drv.settle()
     assert drv.call('drv/1', 'get_ca') == other.pem
@@ -827,13 +827,13 @@ def test_wire_format(make):
         assert set(drv.model.bag(unit)) == JUJU_KEYS | {CSR_KEY}
     assert set(drv.model.bag('drv/0')) == JUJU_KEYS | {CSR_KEY}
     published = drv.model.app_bag()
-    expected = {CA_KEY}
+    expected = {CA_KEY, peers.CA_ROUND_KEY}
     for unit in ('drv/0',) + followers:
         expected |= {CERT_KEY.format(unit), CSR_DIGEST_KEY.format(unit)}
         assert published[CSR_DIGEST_KEY.format(unit)] == csr_digest(drv.model.bag(unit)[CSR_KEY])
         assert published[CERT_KEY.format(unit)] == drv.cert(unit)
     assert set(published) == expected
-    assert published[CA_KEY] == drv.ca.pem
+    assert published[CA_KEY] == drv.ca.pem and published[peers.CA_ROUND_KEY] == '1'
     assert drv.model.leader_settings == {}
 
 
@@ -1243,7 +1243,7 @@ def test_a_stale_cached_ack_of_an_abandoned_rotation_never_starts_issuing(make):
     m = drv.model
     a, b, c = abandoned_rotation(drv)
     drv.run_queued('drv/1')
-    assert m.bag('drv/1')[peers.CA_ACK_KEY] == ca_ack(a.pem, c.pem, 2)
+    assert m.bag('drv/1')[peers.CA_ACK_KEY] == ca_ack(a.pem, c.pem, 3)
     drv.use_ca(b)
     m.queue('drv/0', 'config-changed')
     record = m.run('drv/0', queued_index(m, 'drv/0', 'config-changed'))

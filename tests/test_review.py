@@ -173,8 +173,8 @@ def stale_ack_scenario(make, old_round):
     drv = make(units=3)
     drv.control('drv/0', sign=False)
     a, b = drv.ca, pki.make_ca('B')
-    drv.call('drv/0', 'set_ca', b.pem)                 # round 1: A to B
-    drv.run_queued('drv/1')                            # drv/1 trusts A+B, acks 1:A:B
+    drv.call('drv/0', 'set_ca', b.pem)                 # round 2: A to B
+    drv.run_queued('drv/1')                            # drv/1 trusts A+B, acks 2:A:B
     drv.run_queued('drv/0')                            # the leader reads that ack
     drv.call('drv/0', 'set_ca', a.pem)                 # abandoned
     drv.run_queued('drv/1')                            # drv/1 trusts A only, withdraws its ack
@@ -247,7 +247,7 @@ def test_review_held_set_cert_twice_and_set_ca_twice_in_one_hook(make):
     assert record.ok and all('error' not in r for r in drv.results(record))
     bag = app(drv)
     assert bag['drv/1_signed_certificate'] == second and bag[CA_NEXT_KEY] == c.pem
-    assert bag[CA_ROUND_KEY] == '1'
+    assert bag[CA_ROUND_KEY] == '2'  # the first CA's round is 1
 
 
 def test_review_a_unit_down_mid_rotation_delays_a_new_unit_an_hour_at_most(make, clock):
@@ -276,7 +276,7 @@ def queued_index(m, unit, name, remote=None):
 
 def rotating_to_b(make):
     """Three units whose leader's charm signs nothing, rotating from their
-    CA, A, to a new one, B (round 1): the driver, A and B."""
+    CA, A, to a new one, B (round 2): the driver, A and B."""
     drv = make(units=3)
     a, b = drv.ca, pki.make_ca('B')
     for unit in drv.model.units:
@@ -412,8 +412,8 @@ def test_review_an_emergency_rotation_lists_a_refused_csr_again(make):
 
 
 def test_review_a_rewound_ca_round_lets_no_lost_withdrawal_count_on_a_new_leader(make):
-    """drv/1 acknowledged round 1 (A to B), which was abandoned, and Juju
-    lost the commit of its withdrawal: its bag still says 1:A:B while it
+    """drv/1 acknowledged round 2 (A to B), which was abandoned, and Juju
+    lost the commit of its withdrawal: its bag still says 2:A:B while it
     trusts only A. Leadership moves to drv/2, which has never led, an
     operator writes ca_round=0, and drv/2's charm rotates to B: the new
     round is one past every acknowledgement's, so the leftover counts for
@@ -425,7 +425,7 @@ def test_review_a_rewound_ca_round_lets_no_lost_withdrawal_count_on_a_new_leader
     m.lose_commit('drv/1')
     assert m.run('drv/1', queued_index(m, 'drv/1', 'tls-relation-changed')).commit_lost
     assert b.pem not in m.kv('drv/1')[peers.KV_CA]
-    assert m.bag('drv/1')[CA_ACK_KEY] == pki.ca_ack(a.pem, b.pem, 1)
+    assert m.bag('drv/1')[CA_ACK_KEY] == pki.ca_ack(a.pem, b.pem, 2)
     m.move_leader('drv/2')
     m.poke_app({CA_ROUND_KEY: '0'})                # an operator's old value
     drv.call('drv/2', 'set_ca', b.pem)

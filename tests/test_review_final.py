@@ -21,7 +21,7 @@ def record(cas, decided_from):
     """A leader's record (peers._Hook.write) of ``cas`` decided from the bag ``decided_from``."""
     roles = {key: cas.get(key) and cas[key].pem for key in peers.CA_KEYS}
     return dict(roles, **{CA_ROUND_KEY: cas.get(CA_ROUND_KEY, 0), CA_SINCE_KEY: cas.get(CA_SINCE_KEY, 0),
-                          'from': peers._bag_digest(decided_from)})
+                          'from': peers._written(decided_from, peers.CA_KEYS + peers.ROTATION_KEYS)})
 
 
 def trusts_ca(drv, unit, ca):
@@ -29,10 +29,10 @@ def trusts_ca(drv, unit, ca):
 
 
 def test_review_final_a_leader_back_after_an_emergency_in_its_lost_round_keeps_the_ca_dropped(make):
-    """drv/0 promotes B (round 2: B issues, A previous) and Juju loses the
+    """drv/0 promotes B (round 3: B issues, A previous) and Juju loses the
     commit. Leadership moves to drv/1 before drv/0 runs another hook; A's
     key leaks and drv/1's charm makes an emergency to B, which the bag's
-    round 1 and the acks 1:A:B put in round 2 too: {ca: B}. Leadership
+    round 2 and the acks 2:A:B put in round 3 too: {ca: B}. Leadership
     comes back to drv/0, whose first hook reads the bag in the round it
     recorded, with every present role as recorded. It took ca_previous A
     for an operator's deletion and published the compromised CA again;
@@ -43,19 +43,19 @@ def test_review_final_a_leader_back_after_an_emergency_in_its_lost_round_keeps_t
     a, b = drv.ca, pki.make_ca('B')
     for unit in m.units:
         drv.control(unit, sign=False)
-    drv.call('drv/0', 'set_ca', b.pem)                # round 1: A to B
+    drv.call('drv/0', 'set_ca', b.pem)                # round 2: A to B
     drv.run_queued('drv/1')
-    drv.run_queued('drv/2')                           # both acknowledge 1:A:B
+    drv.run_queued('drv/2')                           # both acknowledge 2:A:B
     m.restart_agent('drv/0')
     m.lose_commit('drv/0')
-    assert m.run('drv/0').commit_lost                 # promotes B (round 2 recorded); lost
-    assert m.kv('drv/0')[peers.KV_STATE.format('tls')]['cas'][CA_ROUND_KEY] == 2
+    assert m.run('drv/0').commit_lost                 # promotes B (round 3 recorded); lost
+    assert m.kv('drv/0')[peers.KV_STATE.format('tls')]['cas'][CA_ROUND_KEY] == 3
     m.move_leader('drv/1')
     drv.schedule('drv/1', 'leader-elected', 'set_ca', [b.pem, True])
     first = next(i for u, i, h in m.pending() if u == 'drv/1' and h.name == 'leader-elected')
     assert m.run('drv/1', first).ok                   # the emergency: A dropped
     assert m.app_bag()[CA_KEY] == b.pem and CA_PREVIOUS_KEY not in m.app_bag()
-    assert m.app_bag()[CA_ROUND_KEY] == '2'
+    assert m.app_bag()[CA_ROUND_KEY] == '3'
     m.move_leader('drv/0')                            # before drv/0 ran a hook as a follower
     first = next(i for u, i, h in m.pending() if u == 'drv/0' and h.name == 'leader-elected')
     assert m.run('drv/0', first).ok
@@ -101,12 +101,13 @@ def test_review_final_decide_a_returning_leader_keeps_another_s_abandonment():
 
 def test_review_final_a_lost_commit_after_a_forged_high_round_keeps_a_ca_given_once(make):
     """An operator writes ca_round = MAX_ROUND // 2 (a number _next_round
-    counts as junk, but _read_cas takes: it is under MAX_ROUND). The
+    counted as junk, but _read_cas takes: it is under MAX_ROUND). The
     charm then starts a rotation to C with set_ca once (config-changed)
     and Juju loses that hook's commit. The leader's record (round 1, from
     _next_round) was behind the bag's forged round, so the retry took the
-    bag and lost the rotation to C; now the bag is the one it decided
-    from, and its record stands."""
+    bag and lost the rotation to C. Now the bag is the one it decided
+    from, and its record stands; and the junk line is an acknowledgement's
+    alone, so the round is one past the bag's."""
     drv = make(units=2)
     m = drv.model
     drv.control('drv/0', sign=False)
@@ -116,7 +117,7 @@ def test_review_final_a_lost_commit_after_a_forged_high_round_keeps_a_ca_given_o
     m.lose_commit('drv/0', 'config-changed')
     drv.call('drv/0', 'set_ca', c.pem, hook='config-changed')  # lost, retried (attempt 2)
     assert drv.record.attempt == 2
-    assert m.kv('drv/0')[peers.KV_STATE.format('tls')]['cas'][CA_ROUND_KEY] < peers.MAX_ROUND // 2
+    assert m.kv('drv/0')[peers.KV_STATE.format('tls')]['cas'][CA_ROUND_KEY] == peers.MAX_ROUND // 2 + 1
     drv.settle()
     assert c.pem in (m.app_bag().get(CA_NEXT_KEY), m.app_bag().get(CA_KEY)), 'the rotation to C is lost'
 

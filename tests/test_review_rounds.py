@@ -41,15 +41,15 @@ def test_review_rounds_a_new_leader_s_emergency_after_a_lost_promotion_drops_the
     a, b, c = drv.ca, pki.make_ca('B'), pki.make_ca('C')
     for unit in m.units:
         drv.control(unit, sign=False)
-    drv.call('drv/0', 'set_ca', b.pem)                # round 1: A to B
+    drv.call('drv/0', 'set_ca', b.pem)                # round 2: A to B
     drv.run_queued('drv/1')
-    drv.run_queued('drv/2')                           # both acknowledge 1:A:B
+    drv.run_queued('drv/2')                           # both acknowledge 2:A:B
     m.restart_agent('drv/0')                          # its next hook reads both acks
     m.lose_commit('drv/0')
     record = m.run('drv/0')                           # promotes B; the commit is lost
     assert record.commit_lost
     assert m.app_bag()[CA_NEXT_KEY] == b.pem          # the bag never moved on
-    assert m.kv('drv/0')[peers.KV_STATE.format('tls')]['cas'][CA_ROUND_KEY] == 2
+    assert m.kv('drv/0')[peers.KV_STATE.format('tls')]['cas'][CA_ROUND_KEY] == 3
     m.move_leader('drv/1')
     drv.schedule('drv/1', 'leader-elected', 'set_ca', [c.pem, True])
     first = next(i for u, i, h in m.pending() if u == 'drv/1' and h.name == 'leader-elected')
@@ -109,15 +109,15 @@ def test_review_rounds_a_lost_abandonment_given_once_stays_abandoned(make):
     (its key leaked) with set_ca(A) once (config.changed), and Juju loses
     that hook's commit. The retry takes the leader's record, a round ahead
     of the bag, over the bag's ca_next B: B is never promoted."""
-    drv, a, b = rotating_to_b(make)                   # round 1: A to B
+    drv, a, b = rotating_to_b(make)                   # round 2: A to B
     m = drv.model
     drv.run_queued('drv/1')
-    drv.run_queued('drv/2')                           # both acknowledge 1:A:B
+    drv.run_queued('drv/2')                           # both acknowledge 2:A:B
     m.lose_commit('drv/0', 'config-changed')
     drv.schedule('drv/0', 'config-changed', 'set_ca', [a.pem])
     m.queue('drv/0', 'config-changed')                # before its -changed about the acks
     first = next(i for u, i, h in m.pending() if u == 'drv/0' and h.name == 'config-changed')
-    assert m.run('drv/0', first).commit_lost          # abandoned (round 2 recorded); the commit is lost
+    assert m.run('drv/0', first).commit_lost          # abandoned (round 3 recorded); the commit is lost
     assert m.kv('drv/0')[peers.KV_STATE.format('tls')]['cas'][CA_NEXT_KEY] is None
     drv.settle()
     assert m.app_bag()[CA_KEY] == a.pem and CA_PREVIOUS_KEY not in m.app_bag(), \
@@ -127,21 +127,21 @@ def test_review_rounds_a_lost_abandonment_given_once_stays_abandoned(make):
 def test_review_rounds_a_round_rewound_mid_phase_lets_no_lost_withdrawal_count(make):
     """test_review_a_rewound_ca_round_lets_no_lost_withdrawal_count_on_a_new_leader
     with the operator's old ca_round written after the rotation started:
-    drv/1's ack 1:A:B of the abandoned round 1 (its withdrawal lost, its
-    agent down) would match the rewound round, but the leader's record (3)
+    drv/1's ack 2:A:B of the abandoned round 2 (its withdrawal lost, its
+    agent down) would match the rewound round, but the leader's record (4)
     is ahead of it, and stands."""
-    drv, a, b = rotating_to_b(make)                   # round 1: A to B
+    drv, a, b = rotating_to_b(make)                   # round 2: A to B
     m = drv.model
-    drv.run_queued('drv/1')                           # drv/1 acknowledges 1:A:B
-    drv.call('drv/0', 'set_ca', a.pem)                # abandoned (round 2)
+    drv.run_queued('drv/1')                           # drv/1 acknowledges 2:A:B
+    drv.call('drv/0', 'set_ca', a.pem)                # abandoned (round 3)
     m.lose_commit('drv/1')
     index = next(i for u, i, h in m.pending() if u == 'drv/1' and h.name == 'tls-relation-changed')
     assert m.run('drv/1', index).commit_lost          # its withdrawal is lost; its agent goes down
     assert b.pem not in m.kv('drv/1')[peers.KV_CA]
-    assert m.bag('drv/1')[CA_ACK_KEY] == pki.ca_ack(a.pem, b.pem, 1)
-    drv.call('drv/0', 'set_ca', b.pem)                # round 3: A to B again
-    assert m.app_bag()[CA_ROUND_KEY] == '3'
-    m.poke_app({CA_ROUND_KEY: '1'})                   # an operator's old value
+    assert m.bag('drv/1')[CA_ACK_KEY] == pki.ca_ack(a.pem, b.pem, 2)
+    drv.call('drv/0', 'set_ca', b.pem)                # round 4: A to B again
+    assert m.app_bag()[CA_ROUND_KEY] == '4'
+    m.poke_app({CA_ROUND_KEY: '2'})                   # an operator's old value
     for _ in range(3):
         drv.run_queued('drv/2')
         drv.run_queued('drv/0')

@@ -231,10 +231,11 @@ def ca_digest(pem):
     return hashlib.sha256(b''.join(ders)).hexdigest() if ders and None not in ders else None
 
 
-def ca_ack(from_pem, to_pem, rotation=1):
-    """What a unit acknowledges the ``rotation``-th rotation (the
-    application bag's ``ca_round``), from one CA bundle to another, with
-    (``ca_ack``): the number, then both digests, the issuing CA's first."""
+def ca_ack(from_pem, to_pem, rotation=2):
+    """What a unit acknowledges a rotation in round ``rotation`` (the
+    application bag's ``ca_round``: 1 from the first CA, so 2 for the first
+    rotation), from one CA bundle to another, with (``ca_ack``): the
+    number, then both digests, the issuing CA's first."""
     return f'{rotation}:{ca_digest(from_pem)}:{ca_digest(to_pem)}'
 
 
