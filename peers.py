@@ -305,7 +305,7 @@ def _read(relation_name):
         acks[peer] = their.get(CA_ACK_KEY)
     cas, valid = _read_cas(app, state, True, leader), {peer: csr for peer, csr in csrs.items() if csr}
     return (Snapshot(unit, leader, time.time(), hookenv.hook_name(), app, bag, cas, answers, valid, acks,
-                     refusals, _live_in_goal_state, _valid(app.get(CA_KEY), _authorities)),
+                     refusals, _live_in_goal_state, _issuing(app, state, leader)),
             Inputs(csr, state, {}, requested if requested and requested[0] else None, held, {}))
 
 
@@ -314,21 +314,26 @@ def _read_cas(app, state, warn, leader=False):
     None}``, and the rotation's numbers, ``{ROTATION_KEYS: int}`` (0 for
     none); for a key that holds junk, or ``ca`` missing, what this unit
     recorded when its last hook ended (``state['cas']``): an operator's
-    write changes no unit's trust. A leader takes more of its record: all
+    write changes no unit's trust. (A leader, which publishes it, only from
+    a record in the bag's round: one from before, of a unit whose agent
+    was down, may hold a CA an emergency dropped.) A leader takes more of its record: all
     of it, made as leader, while the bag is the one its last hook read
     (_as_read: Juju lost that hook's commit, worker/uniter/runner/context/
     context.go); the roles missing from a bag of the rotation it recorded,
     the same ``ca_round`` and ``ca_since`` as written, whose other roles
     are as recorded (an operator deleted them: any other leader's change of
-    the roles moved the round on, and one that decided in the same round
-    as this one's lost commit made an emergency, which ends the rotation);
+    the roles moved the round on, and one that dropped a role changed the
+    issuing CA or ``ca_since``, so its decision in the same round as this
+    one's lost commit is told apart);
     and never a round behind its record, at WARNING. Any other bag was
     written since, by another leader or an operator, and its roles are
     taken as they read."""
     recorded, cas = state['cas'], {}
     record = {key: _valid(recorded.get(key), _authorities) for key in CA_KEYS}
-    if leader and _as_read(app, recorded.get('from')):
+    if leader and _as_read(app, _decided_from(state)):
         return dict(record, **{key: recorded.get(key, 0) for key in ROTATION_KEYS})
+    numbers = {key: str(recorded[key]) for key in ROTATION_KEYS if recorded.get(key)}
+    current = not leader or _written(app, (CA_ROUND_KEY,)) == _written(numbers, (CA_ROUND_KEY,))
     for key in ROTATION_KEYS:
         value = str(app.get(key) or '')
         number = int(value) if _ROUND.fullmatch(value) and int(value) < MAX_ROUND else None
@@ -337,10 +342,9 @@ def _read_cas(app, state, warn, leader=False):
         cas[key] = (recorded.get(key, 0) if value else 0) if number is None else number
     for key in CA_KEYS:
         cas[key] = _valid(app.get(key), _authorities, key if warn else None)
-        if cas[key] is None and (app.get(key) or key == CA_KEY):
+        if cas[key] is None and (app.get(key) or key == CA_KEY) and current:
             cas[key] = record[key]
-    numbers = {key: str(recorded[key]) for key in ROTATION_KEYS if recorded.get(key)}
-    if leader and recorded.get('from') is not None and numbers == _written(app, ROTATION_KEYS) and all(
+    if leader and _decided_from(state) is not None and numbers == _written(app, ROTATION_KEYS) and all(
             cas[key] in (None, record[key]) for key in CA_KEYS):
         cas.update(record)
     if leader and cas[CA_ROUND_KEY] < recorded.get(CA_ROUND_KEY, 0):  # it would count stale acks
@@ -360,14 +364,31 @@ def _as_read(app, read):
     hook read (``read``, _written), but for roles an operator deleted since:
     that hook's commit was lost. Every leader's change of the roles moves
     the round on, and the first CA has one, so no later bag is that one
-    again, but one an operator wrote back whole. (A bag an earlier version
-    published, with a CA and no round, may come back by a round deleted;
-    its leader's first hook after the upgrade gives it one.)"""
-    if read is None or (CA_KEY in read and CA_ROUND_KEY not in read):  # an earlier version's bag
+    again, but one an operator wrote back whole (or, where an earlier
+    version published a CA with no round, one with the round deleted).
+    Roles deleted count only from a bag with a round."""
+    if read is None:
         return False
     bag = _written(app, CA_KEYS + ROTATION_KEYS)
-    return all(bag.get(key) == read.get(key) or (key in CA_KEYS and key not in bag)
-               for key in set(bag) | set(read))
+    return bag == read or CA_ROUND_KEY in read and all(
+        bag.get(key) == read.get(key) or (key in CA_KEYS and key not in bag) for key in set(bag) | set(read))
+
+
+def _decided_from(state):
+    """The application bag's CA keys this unit's last hook read as leader
+    (_Hook.write), or None: it did not lead, or an earlier version kept no
+    such record."""
+    read = state['cas'].get('from')
+    return read if isinstance(read, dict) else None
+
+
+def _issuing(app, state, leader):
+    """The issuing CA the application bag's answers and refusals were made
+    under: its own valid ``ca``; where it holds none, on a leader, the one
+    its last hook read (an operator may delete ``ca`` before the retry of a
+    lost commit); else None (Snapshot.issuing)."""
+    read = _decided_from(state) if leader else None
+    return _valid(app.get(CA_KEY) or (read or {}).get(CA_KEY), _authorities)
 
 
 def _warn_about_answers_in_the_remote_bag(relation_name, rid, unit):
@@ -444,8 +465,8 @@ def decide(snapshot, inputs):
 def _plan(snapshot, inputs):
     """The CA roles the leader publishes, from the application bag's and
     this hook's set_ca(): the rotation's phases (docs/design.md, "CA
-    rotation"). A rotation started records when it began. Every change of
-    the roles, once there is a CA, moves the round on: an acknowledgement
+    rotation"). A rotation started, or abandoned, records when. The first
+    CA has a round, and every change of the roles moves it on: an acknowledgement
     names the rotation it is for, and a leader tells its own decision,
     which Juju may have lost, from another leader's (_read_cas)."""
     plan, now = dict(snapshot.cas), int(snapshot.now)
@@ -454,8 +475,8 @@ def _plan(snapshot, inputs):
         given, emergency = inputs.requested
         if emergency or not plan[CA_KEY]:
             plan.update({CA_KEY: given, CA_NEXT_KEY: None, CA_PREVIOUS_KEY: None})
-        elif given == plan[CA_KEY]:
-            plan[CA_NEXT_KEY] = None
+        elif given == plan[CA_KEY]:  # a rotation abandoned: what stays (a previous) is one anew
+            plan.update({CA_NEXT_KEY: None, CA_SINCE_KEY: now} if plan[CA_NEXT_KEY] else {})
         elif given != plan[CA_NEXT_KEY]:
             plan.update({CA_NEXT_KEY: given, CA_SINCE_KEY: now})
     if (plan[CA_NEXT_KEY] or plan[CA_PREVIOUS_KEY]) and not plan[CA_SINCE_KEY]:

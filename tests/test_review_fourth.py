@@ -26,20 +26,20 @@ def first(m, unit, name):
 # (a) A bag written back to the bytes a leader last read is not a lost commit.
 
 def test_review_fourth_decide_a_bag_rewound_to_what_the_leader_read_is_no_lost_commit():
-    """The leader's record: phase 1 from A to B (round 1), decided from
-    {ca: A} (a model that never rotated: no ca_round, no ca_since), and
-    committed. Leadership moved on before it ran another hook; B's key
-    leaked and the next leader's charm dropped it (set_ca(A,
-    emergency=True): {ca: A, ca_round: 2}); an operator then deleted
-    ca_round (or wrote back a saved bag). The bag is again, byte for byte,
-    the one the record says it was decided from, so the returning leader
-    takes its record whole: it publishes the dropped B as ca_next, and
-    every unit trusts it again."""
+    """The leader's record: phase 1 from A to B, decided from {ca: A} (a
+    model that never rotated), and committed. Leadership moved on before it
+    ran another hook; B's key leaked and the next leader's charm dropped it
+    (set_ca(A, emergency=True)); an operator then deleted ca_round. The bag
+    was again, byte for byte, the one the record says it was decided from,
+    so the returning leader took its record whole: it published the dropped
+    B as ca_next, and every unit trusted it again. Now the first CA has a
+    round (1), so the bag it read was {ca: A, ca_round: 1}, and no deletion
+    makes it that again."""
     a, b = pki.make_ca('A'), pki.make_ca('B')
-    before = {CA_KEY: a.pem}
+    before = {CA_KEY: a.pem, CA_ROUND_KEY: '1'}
     given = inputs()
-    given.state['cas'] = record({CA_KEY: a, CA_NEXT_KEY: b, CA_ROUND_KEY: 1, CA_SINCE_KEY: NOW}, before)
-    bag = {CA_KEY: a.pem}                             # after the emergency, ca_round deleted
+    given.state['cas'] = record({CA_KEY: a, CA_NEXT_KEY: b, CA_ROUND_KEY: 2, CA_SINCE_KEY: NOW}, before)
+    bag = {CA_KEY: a.pem}                             # after the emergency (round 3), ca_round deleted
     seen = peers._read_cas(bag, given.state, False, True)
     decision = peers.decide(snapshot(seen, app=bag, acks={PEER: None}), given)
     assert b.pem not in (decision.trust or ''), 'the leader trusts the CA an emergency dropped'
