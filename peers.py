@@ -361,17 +361,20 @@ def _written(app, keys):
 
 def _as_read(app, read):
     """Whether the application bag's CA keys are the ones a leader's last
-    hook read (``read``, _written), but for roles an operator deleted since:
-    that hook's commit was lost. Every leader's change of the roles moves
+    hook read (``read``, _written), but for roles an operator deleted, or
+    wrote junk over, since: that hook's commit was lost. Every leader's change of the roles moves
     the round on, and the first CA has one, so no later bag is that one
     again, but one an operator wrote back whole (or, where an earlier
     version published a CA with no round, one with the round deleted).
-    Roles deleted count only from a bag with a round."""
+    Roles deleted count only from a bag with a round; a round or start
+    changed does not (another leader's emergency and a round deleted would
+    look so)."""
     if read is None:
         return False
     bag = _written(app, CA_KEYS + ROTATION_KEYS)
     return bag == read or CA_ROUND_KEY in read and all(
-        bag.get(key) == read.get(key) or (key in CA_KEYS and key not in bag) for key in set(bag) | set(read))
+        bag.get(key) == read.get(key) or (key in CA_KEYS and not _valid(bag.get(key), _authorities))
+        for key in set(bag) | set(read))
 
 
 def _decided_from(state):
@@ -569,7 +572,7 @@ def _own_answer(snapshot, inputs):
     if digest != inputs.csr.digest:
         return None, _ignored(digest_key, "it is not the digest of this unit's CSR")
     try:
-        answer = _checked(answer, inputs.csr, snapshot.cas[CA_KEY])  # what the bag was issued under
+        answer = _checked(answer, inputs.csr, snapshot.issuing or snapshot.cas[CA_KEY])  # the bag's
     except ValueError as error:
         return None, _ignored(key, error)
     return (answer if not inputs.held or answer.pem != inputs.held.pem else None), ()
