@@ -80,12 +80,11 @@ def test_review_final_decide_a_returning_leader_keeps_another_s_emergency_in_its
     assert CA_PREVIOUS_KEY not in decision.app, 'the leader republishes the CA an emergency dropped'
 
 
-def test_review_final_decide_a_returning_leader_keeps_another_s_abandonment():
-    """A leader's record of phase 1 from A to B with Z previous (round 3),
-    committed; another leader's charm abandoned B (set_ca(A): round 4, Z
-    still previous, the same ca_since). The returning leader's bag lacks
-    only ca_next, every other role as recorded, but it is a later round:
-    the abandonment stands."""
+def returning_after_an_abandonment(round_written):
+    """The decision of a leader back to a bag in which another leader
+    abandoned (set_ca(A), as an earlier version did: Z still previous, the
+    same ca_since) the phase 1 from A to B it recorded (round 3), with
+    ``round_written`` for ca_round."""
     a, b, z = pki.make_ca('A'), pki.make_ca('B'), pki.make_ca('Z')
     rotating = {CA_KEY: a.pem, CA_NEXT_KEY: b.pem,
                 CA_PREVIOUS_KEY: z.pem, CA_ROUND_KEY: '3', CA_SINCE_KEY: str(NOW)}
@@ -93,9 +92,17 @@ def test_review_final_decide_a_returning_leader_keeps_another_s_abandonment():
     given.state['cas'] = record({CA_KEY: a, CA_NEXT_KEY: b, CA_PREVIOUS_KEY: z, CA_ROUND_KEY: 3,
                                  CA_SINCE_KEY: NOW}, rotating)
     bag = {key: value for key, value in rotating.items() if key != CA_NEXT_KEY}
-    bag[CA_ROUND_KEY] = '4'
+    bag[CA_ROUND_KEY] = round_written
     seen = peers._read_cas(bag, given.state, False, True)
-    decision = peers.decide(snapshot(seen, app=bag, acks={PEER: None}), given)
+    return peers.decide(snapshot(seen, app=bag, acks={PEER: None}), given)
+
+
+def test_review_final_decide_a_returning_leader_keeps_another_s_abandonment():
+    """A leader's record of phase 1 from A to B with Z previous (round 3),
+    committed; another leader's charm abandoned B (round 4). The returning
+    leader's bag lacks only ca_next, every other role as recorded, but it
+    is a later round: the abandonment stands."""
+    decision = returning_after_an_abandonment('4')
     assert decision.cas[CA_NEXT_KEY] is None and CA_NEXT_KEY not in decision.app
 
 

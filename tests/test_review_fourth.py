@@ -13,7 +13,7 @@ acknowledgement's number can be junk to the count; and a new issuing CA is
 told against the bag's own ``ca``, not the record a retry takes."""
 from support import pki
 from test_decide import NOW, PEER, inputs, snapshot
-from test_review_final import record, trusts_ca
+from test_review_final import record, returning_after_an_abandonment, trusts_ca
 
 import peers
 from peers import CA_ACK_KEY, CA_KEY, CA_NEXT_KEY, CA_PREVIOUS_KEY, CA_ROUND_KEY, CA_SINCE_KEY
@@ -169,17 +169,10 @@ def test_review_fourth_decide_an_ack_just_under_the_junk_line_repeats_no_round()
     assert promoted.cas[CA_NEXT_KEY] == certs(b), 'B promoted on a leftover ack of the abandoned rotation'
 
 
-# (d) The retry of a lost emergency keeps a refusal made under the dropped CA.
-
-def test_review_fourth_a_lost_emergency_voids_a_refusal_made_under_the_dropped_ca(make):
-    """drv/0's charm refused drv/1's CSR under A. A's key leaks:
-    set_ca(C, emergency=True), once, and Juju loses the hook's commit. The
-    retry takes the leader's record whole, so the issuing CA it reads is
-    already C: _new_ca is false, and the refusal made under A is kept and
-    published under C (test_review_an_emergency_rotation_lists_a_refused_csr_again
-    without the lost commit lists drv/1). drv/1, whose certificate from A no
-    peer trusts any more, is never listed for one from C: it stays cut off
-    until it re-keys."""
+def lost_emergency_after_a_refusal(make):
+    """drv/1's CSR refused under A (drv.ca); then set_ca(C, emergency=True),
+    once, in a hook whose commit Juju loses; settled. The driver, its
+    model and C."""
     drv = make(units=3)
     m = drv.model
     c = pki.make_ca('C')
@@ -191,6 +184,21 @@ def test_review_fourth_a_lost_emergency_voids_a_refusal_made_under_the_dropped_c
     m.queue('drv/0', 'config-changed')
     assert m.run('drv/0').commit_lost
     drv.settle()
+    return drv, m, c
+
+
+# (d) The retry of a lost emergency keeps a refusal made under the dropped CA.
+
+def test_review_fourth_a_lost_emergency_voids_a_refusal_made_under_the_dropped_ca(make):
+    """drv/0's charm refused drv/1's CSR under A. A's key leaks:
+    set_ca(C, emergency=True), once, and Juju loses the hook's commit. The
+    retry takes the leader's record whole, so the issuing CA it reads is
+    already C: _new_ca is false, and the refusal made under A is kept and
+    published under C (test_review_an_emergency_rotation_lists_a_refused_csr_again
+    without the lost commit lists drv/1). drv/1, whose certificate from A no
+    peer trusts any more, is never listed for one from C: it stays cut off
+    until it re-keys."""
+    drv, m, c = lost_emergency_after_a_refusal(make)
     assert m.app_bag()[CA_KEY] == c.pem
     assert sorted(drv.call('drv/0', 'get_csr_map')) == ['drv/0', 'drv/1', 'drv/2'], \
         'the refusal made under the dropped CA stands under the new one'
@@ -209,16 +217,7 @@ def test_review_fourth_decide_junk_in_ca_round_leaves_another_s_abandonment_stan
     round as its record's (3), the same ca_since, every present role as
     recorded: it takes the abandonment for an operator's deletion and
     publishes the abandoned B again."""
-    a, b, z = pki.make_ca('A'), pki.make_ca('B'), pki.make_ca('Z')
-    rotating = {CA_KEY: a.pem, CA_NEXT_KEY: b.pem,
-                CA_PREVIOUS_KEY: z.pem, CA_ROUND_KEY: '3', CA_SINCE_KEY: str(NOW)}
-    given = inputs()
-    given.state['cas'] = record({CA_KEY: a, CA_NEXT_KEY: b, CA_PREVIOUS_KEY: z, CA_ROUND_KEY: 3,
-                                 CA_SINCE_KEY: NOW}, rotating)
-    bag = {key: value for key, value in rotating.items() if key != CA_NEXT_KEY}
-    bag[CA_ROUND_KEY] = 'oops'                      # was '4', the abandonment's
-    seen = peers._read_cas(bag, given.state, False, True)
-    decision = peers.decide(snapshot(seen, app=bag, acks={PEER: None}), given)
+    decision = returning_after_an_abandonment('oops')  # was '4', the abandonment's
     assert decision.cas[CA_NEXT_KEY] is None and CA_NEXT_KEY not in decision.app, \
         'the leader publishes a CA another leader abandoned'
 
@@ -254,17 +253,7 @@ def test_review_fourth_a_lost_emergency_drops_the_answers_under_the_dropped_ca(m
     when re-signed, and drv/1's never is). drv/1 then logs at WARNING, in
     every hook, that its certificate in the bag is from none of the CAs
     answers are issued under."""
-    drv = make(units=3)
-    m = drv.model
-    c = pki.make_ca('C')
-    drv.control('drv/0', sign=False)
-    drv.call('drv/0', 'refuse_csr', 'drv/1', 'renewals of drv/1 are not allowed under A')
-    drv.settle()
-    m.lose_commit('drv/0', 'config-changed')
-    drv.schedule('drv/0', 'config-changed', 'set_ca', [c.pem, True])
-    m.queue('drv/0', 'config-changed')
-    assert m.run('drv/0').commit_lost
-    drv.settle()
+    drv, m, c = lost_emergency_after_a_refusal(make)
     assert peers.CERT_KEY.format('drv/1') not in m.app_bag(), 'an answer under the dropped CA stays'
     warnings = [message for _ in range(3) for level, message in drv.run('drv/1', 'update-status').logs
                 if level == 'WARNING']
