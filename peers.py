@@ -316,15 +316,15 @@ def _read_cas(app, state, warn, leader=False):
     recorded when its last hook ended (``state['cas']``): an operator's
     write changes no unit's trust. (A leader, which publishes it, only from
     a record in the bag's round: one from before, of a unit whose agent
-    was down, may hold a CA an emergency dropped.) A leader takes more of its record: all
-    of it, made as leader, while the bag is the one its last hook read
-    (_as_read: Juju lost that hook's commit, worker/uniter/runner/context/
-    context.go); the roles missing from a bag of the rotation it recorded,
-    the same ``ca_round`` and ``ca_since`` as written, whose other roles
-    are as recorded (an operator deleted them: any other leader's change of
-    the roles moved the round on, and one that dropped a role changed the
-    issuing CA or ``ca_since``, so its decision in the same round as this
-    one's lost commit is told apart);
+    was down, may hold a CA an emergency dropped.) A leader takes more of
+    its record: all of it, made as leader, while the bag is the one its
+    last hook read (_as_read: Juju lost that hook's commit,
+    worker/uniter/runner/context/context.go); the roles missing from a bag
+    of the rotation it recorded, the same ``ca_round`` and ``ca_since`` as
+    written, whose other roles are as recorded (an operator deleted them:
+    any other leader's change of the roles moved the round on, and one
+    that dropped a role changed the issuing CA or ``ca_since``, so its
+    decision in the same round as this one's lost commit is told apart);
     and never a round behind its record, at WARNING. Any other bag was
     written since, by another leader or an operator, and its roles are
     taken as they read."""
@@ -362,10 +362,11 @@ def _written(app, keys):
 def _as_read(app, read):
     """Whether the application bag's CA keys are the ones a leader's last
     hook read (``read``, _written), but for roles an operator deleted, or
-    wrote junk over, since: that hook's commit was lost. Every leader's change of the roles moves
-    the round on, and the first CA has one, so no later bag is that one
-    again, but one an operator wrote back whole (or, where an earlier
-    version published a CA with no round, one with the round deleted).
+    wrote junk over, since: that hook's commit was lost. Every leader's
+    change of the roles moves the round on, and the first CA has one, so
+    no later bag is that one again, but one an operator wrote back whole
+    (or, where an earlier version published a CA with no round, one with
+    the round deleted).
     Roles deleted count only from a bag with a round; a round or start
     changed does not (another leader's emergency and a round deleted would
     look so)."""
@@ -469,9 +470,10 @@ def _plan(snapshot, inputs):
     """The CA roles the leader publishes, from the application bag's and
     this hook's set_ca(): the rotation's phases (docs/design.md, "CA
     rotation"). A rotation started, or abandoned, records when. The first
-    CA has a round, and every change of the roles moves it on: an acknowledgement
-    names the rotation it is for, and a leader tells its own decision,
-    which Juju may have lost, from another leader's (_read_cas)."""
+    CA has a round, and every change of the roles moves it on: an
+    acknowledgement names the rotation it is for, and a leader tells its
+    own decision, which Juju may have lost, from another leader's
+    (_read_cas)."""
     plan, now = dict(snapshot.cas), int(snapshot.now)
     plan[CA_SINCE_KEY] = min(plan[CA_SINCE_KEY], now)  # a later one would hold phase 1 for ever
     if inputs.requested:
