@@ -328,9 +328,9 @@ def _read_cas(app, state, warn, leader=False):
     and never a round behind its record, at WARNING. Any other bag was
     written since, by another leader or an operator, and its roles are
     taken as they read."""
-    recorded, cas = state['cas'], {}
+    recorded, cas, read = state['cas'], {}, _decided_from(state) if leader else None
     record = {key: _valid(recorded.get(key), _authorities) for key in CA_KEYS}
-    if leader and _as_read(app, _decided_from(state)):
+    if _as_read(app, read):
         return dict(record, **{key: recorded.get(key, 0) for key in ROTATION_KEYS})
     numbers = {key: str(recorded[key]) for key in ROTATION_KEYS if recorded.get(key)}
     current = not leader or _written(app, (CA_ROUND_KEY,)) == _written(numbers, (CA_ROUND_KEY,))
@@ -344,7 +344,7 @@ def _read_cas(app, state, warn, leader=False):
         cas[key] = _valid(app.get(key), _authorities, key if warn else None)
         if cas[key] is None and (app.get(key) or key == CA_KEY) and current:
             cas[key] = record[key]
-    if leader and _decided_from(state) is not None and numbers == _written(app, ROTATION_KEYS) and all(
+    if read is not None and numbers == _written(app, ROTATION_KEYS) and all(
             cas[key] in (None, record[key]) for key in CA_KEYS):
         cas.update(record)
     if leader and cas[CA_ROUND_KEY] < recorded.get(CA_ROUND_KEY, 0):  # it would count stale acks
